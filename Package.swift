@@ -1,0 +1,79 @@
+// swift-tools-version: 6.0
+//
+// Swiftlet: a Kubernetes-compatible node agent. One concern per target; C only in the
+// small `CSwiftlet*` bridge targets, never in a public signature of a Swift target.
+import PackageDescription
+
+let package = Package(
+    name: "swiftlet",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "swiftlet", targets: ["swiftlet"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // MARK: C bridges
+
+        /// Hand-written shim over the gRPC C core (Debian libgrpc-dev): server, completion
+        /// queue, per-call state and batches behind opaque handles.
+        .target(
+            name: "CSwiftletGRPC",
+            linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
+        ),
+        /// protoc-c output for runtime.v1 (hack/update-codegen.sh), on Debian libprotobuf-c.
+        .target(
+            name: "CSwiftletCRI",
+            cSettings: [.unsafeFlags(["-Wno-everything"])],
+            linkerSettings: [.linkedLibrary("protobuf-c")]
+        ),
+
+        // MARK: CRI
+
+        /// The CRI's messages as Swift value types, and the RuntimeService/ImageService
+        /// handler protocols. Pure Swift.
+        .target(name: "CRI"),
+        /// Encodes and decodes CRI messages through protobuf-c.
+        .target(name: "CRIProtobufC", dependencies: ["CRI", "CSwiftletCRI"]),
+        /// A gRPC server on the C core: calls, statuses, deadlines, cancellation, shutdown.
+        .target(name: "GRPCServer", dependencies: ["CSwiftletGRPC"]),
+        /// Serves CRI handlers under runtime.v1 and runtime.v1alpha2 on a unix socket.
+        .target(
+            name: "CRIServer",
+            dependencies: ["CRI", "CRIProtobufC", "GRPCServer", .product(name: "Logging", package: "swift-log")]
+        ),
+
+        // MARK: Agent
+
+        /// Swiftlet's configuration: defaults, the YAML config file, validation.
+        .target(name: "SwiftletConfig", dependencies: ["Yams"]),
+        /// Log output in the formats operators know (logfmt text as containerd, or JSON).
+        .target(name: "SwiftletLogging", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        /// The CRI runtime and image services: what each method means on this node.
+        .target(
+            name: "SwiftletRuntime",
+            dependencies: ["CRI", "SwiftletConfig", .product(name: "Logging", package: "swift-log")]
+        ),
+        .executableTarget(
+            name: "swiftlet",
+            dependencies: [
+                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // MARK: Tests
+
+        .testTarget(name: "CRIProtobufCTests", dependencies: ["CRI", "CRIProtobufC"]),
+        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPC"]),
+        .testTarget(
+            name: "SwiftletRuntimeTests",
+            dependencies: ["SwiftletRuntime", "SwiftletConfig", "CRI"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

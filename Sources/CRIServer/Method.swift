@@ -1,0 +1,93 @@
+import CRI
+import CRIProtobufC
+import GRPCServer
+
+/// One CRI method bound to its handler, with the API versions that define it.
+struct Method: Sendable {
+    let service: String
+    let name: String
+    let versions: [APIVersion]
+    let serverStreaming: Bool
+    let invoke: @Sendable (ServerCall, CallContext) async throws -> Void
+
+    init<Request: ProtobufCCodable, Response: ProtobufCCodable>(
+        service: String, name: String, versions: [APIVersion], unary _: Request.Type,
+        _ body: @escaping @Sendable (Request, CallContext) async throws -> Response
+    ) {
+        self.service = service
+        self.name = name
+        self.versions = versions
+        self.serverStreaming = false
+        self.invoke = { call, context in
+            let request = try Method.decodeRequest(Request.self, from: call)
+            let response = try await body(request, context)
+            call.finish(.ok, message: response.encode())
+        }
+    }
+
+    init<Request: ProtobufCCodable, Response: ProtobufCCodable>(
+        service: String, name: String, versions: [APIVersion], serverStreaming _: Request.Type,
+        _ body: @escaping @Sendable (Request, CallContext, ResponseStream<Response>) async throws -> Void
+    ) {
+        self.service = service
+        self.name = name
+        self.versions = versions
+        self.serverStreaming = true
+        self.invoke = { call, context in
+            let request = try Method.decodeRequest(Request.self, from: call)
+            try await body(request, context, ResponseStream { response in
+                try await call.send(response.encode())
+            })
+            call.finish(.ok)
+        }
+    }
+
+    private static func decodeRequest<Request: ProtobufCCodable>(_: Request.Type, from call: ServerCall) throws -> Request {
+        guard call.hasRequest else {
+            throw RPCStatus(.internal, "grpc: no request message received for \(call.method)")
+        }
+        do {
+            return try call.withRequest { bytes throws(WireError) in try Request.decode(bytes) }
+        } catch {
+            // What grpc-go servers (containerd, CRI-O) answer for a request they cannot parse.
+            throw RPCStatus(.internal, "grpc: error unmarshalling request: \(error)")
+        }
+    }
+}
+
+/// Every CRI method of both services, reachable by method path.
+struct MethodTable: Sendable {
+    /// "/runtime.v1.RuntimeService/Version" -> (method, version)
+    private var byPath: [String: (Method, APIVersion)] = [:]
+    /// "runtime.v1.RuntimeService" and the like.
+    private var services: Set<String> = []
+
+    init(runtime: some RuntimeService, images: some ImageService) {
+        for method in Self.runtimeServiceMethods(runtime) + Self.imageServiceMethods(images) {
+            for version in method.versions {
+                let service = "\(version.package).\(method.service)"
+                services.insert(service)
+                byPath["/\(service)/\(method.name)"] = (method, version)
+            }
+        }
+    }
+
+    /// What a path names: a method, or why not (as grpc-go words it).
+    enum Lookup {
+        case method(Method, APIVersion)
+        case unknownService(String)
+        case unknownMethod(String, service: String)
+    }
+
+    func lookup(_ path: String) -> Lookup {
+        if let (method, version) = byPath[path] { return .method(method, version) }
+        let trimmed = path.hasPrefix("/") ? path.dropFirst() : Substring(path)
+        guard let slash = trimmed.lastIndex(of: "/") else { return .unknownService(String(trimmed)) }
+        let service = String(trimmed[..<slash])
+        let name = String(trimmed[trimmed.index(after: slash)...])
+        return services.contains(service) ? .unknownMethod(name, service: service) : .unknownService(service)
+    }
+
+    /// Every path served, sorted.
+    var paths: [String] { byPath.keys.sorted() }
+}
