@@ -1,0 +1,133 @@
+import CRI
+import Foundation
+import Logging
+import Synchronization
+import SwiftletConfig
+
+/// Swiftlet's CRI RuntimeService.
+///
+/// Implemented now: `Version`, `Status`, `RuntimeConfig`, `UpdateRuntimeConfig`. Every other
+/// method answers UNIMPLEMENTED naming itself (the protocol's default) until the
+/// containerizer and runtime issues implement it; the README's support table lists them.
+public final class RuntimeServiceHandler: RuntimeService {
+    private let configuration: SwiftletConfiguration
+    private let readiness: ReadinessProbe
+    private let logger: Logger
+    private let podCIDRs = Mutex<[String]>([])
+
+    /// Creates the service for `configuration`; `readiness` decides the Status conditions.
+    public init(configuration: SwiftletConfiguration, readiness: ReadinessProbe, logger: Logger) {
+        self.configuration = configuration
+        self.readiness = readiness
+        self.logger = logger
+    }
+
+    public func version(_ request: VersionRequest, context: CallContext) async throws -> VersionResponse {
+        VersionResponse(
+            version: BuildInfo.kubeletAPIVersion,
+            runtimeName: BuildInfo.runtimeName,
+            runtimeVersion: BuildInfo.version,
+            runtimeApiVersion: context.apiVersion.rawValue
+        )
+    }
+
+    public func status(_ request: StatusRequest, context: CallContext) async throws -> StatusResponse {
+        let report = readiness.check()
+        var response = StatusResponse(
+            status: RuntimeStatus(conditions: [
+                RuntimeCondition(type: "RuntimeReady", status: report.runtime.ready,
+                                 reason: report.runtime.reason, message: report.runtime.message),
+                RuntimeCondition(type: "NetworkReady", status: report.network.ready,
+                                 reason: report.network.reason, message: report.network.message),
+            ])
+        )
+        if context.apiVersion == .v1 {
+            // Fields runtime.v1alpha2 does not have: the default handler, and what it supports.
+            response.runtimeHandlers = [
+                RuntimeHandler(name: "", features: RuntimeHandlerFeatures(recursiveReadOnlyMounts: false, userNamespaces: false)),
+            ]
+            response.features = RuntimeFeatures(supplementalGroupsPolicy: false)
+        }
+        if request.verbose {
+            response.info = verboseInfo(report)
+        }
+        return response
+    }
+
+    public func runtimeConfig(_ request: RuntimeConfigRequest, context: CallContext) async throws -> RuntimeConfigResponse {
+        let driver: CRI.CgroupDriver = configuration.cgroupDriver == .systemd ? .systemd : .cgroupfs
+        return RuntimeConfigResponse(linux: LinuxRuntimeConfiguration(cgroupDriver: driver))
+    }
+
+    public func updateRuntimeConfig(_ request: UpdateRuntimeConfigRequest, context: CallContext) async throws -> UpdateRuntimeConfigResponse {
+        let text = request.runtimeConfig?.networkConfig?.podCidr ?? ""
+        // The kubelet sends an empty CIDR until the node has one; that changes nothing.
+        guard !text.isEmpty else { return UpdateRuntimeConfigResponse() }
+        let cidrs = text.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
+        for cidr in cidrs where !CIDR.isValid(cidr) {
+            throw CRIError.invalidArgument("invalid pod CIDR \"\(cidr)\" in \"\(text)\": want an IPv4 or IPv6 CIDR such as 10.244.0.0/24")
+        }
+        let previous = podCIDRs.withLock { stored in
+            defer { stored = cidrs }
+            return stored
+        }
+        if previous != cidrs {
+            logger.info("pod CIDR updated", metadata: ["podCIDR": "\(cidrs.joined(separator: ","))"])
+        }
+        return UpdateRuntimeConfigResponse()
+    }
+
+    /// The pod CIDRs last set by UpdateRuntimeConfig.
+    public var podCIDR: [String] { podCIDRs.withLock { $0 } }
+
+    private struct VerboseRuntimeConfig: Encodable {
+        var podCIDRs: [String]
+        var cgroupDriver: String
+    }
+
+    private struct VerboseCNIConfig: Encodable {
+        var confDir: String
+        var binDirs: [String]
+        var networks: [CNIConfigProbe.Network]
+        var errors: [String]
+        var podCIDRs: [String]
+    }
+
+    /// The `info` map of a verbose Status, each value JSON, in containerd's keys.
+    private func verboseInfo(_ report: ReadinessReport) -> [String: String] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        func json(_ value: some Encodable) -> String {
+            (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+        }
+        let cidrs = podCIDR
+        return [
+            "config": json(configuration),
+            "runtimeConfig": json(VerboseRuntimeConfig(podCIDRs: cidrs, cgroupDriver: configuration.cgroupDriver.rawValue)),
+            "cniconfig": json(VerboseCNIConfig(confDir: configuration.cniConfDir, binDirs: configuration.cniBinDirs,
+                                               networks: report.cni.networks, errors: report.cni.errors, podCIDRs: cidrs)),
+            "lastCNILoadStatus": json(report.network.ready ? "OK" : report.network.message),
+            "cgroups": json(report.cgroups),
+            "version": json(["runtimeName": BuildInfo.runtimeName, "runtimeVersion": BuildInfo.version]),
+        ]
+    }
+}
+
+/// Swiftlet's CRI ImageService. Every method answers UNIMPLEMENTED naming itself until the
+/// image store issue implements it.
+public struct ImageServiceHandler: ImageService {
+    public init() {}
+}
+
+/// CIDR syntax checks.
+enum CIDR {
+    static func isValid(_ text: String) -> Bool {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let bits = Int(parts[1]) else { return false }
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        if inet_pton(AF_INET, String(parts[0]), &v4) == 1 { return (0...32).contains(bits) }
+        if inet_pton(AF_INET6, String(parts[0]), &v6) == 1 { return (0...128).contains(bits) }
+        return false
+    }
+}
