@@ -8,6 +8,7 @@
  * one batch (initial metadata, message, status) for unary calls, or one batch per message
  * plus a final status batch for server streams.
  */
+#define _GNU_SOURCE 1 /* pthread_setname_np */
 #include "swiftlet_grpc.h"
 
 #include <grpc/byte_buffer.h>
@@ -18,6 +19,7 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +87,13 @@ void swg_set_log_function(swg_log_fn fn) {
   gpr_set_log_function(fn != NULL ? swg_log_trampoline : NULL);
 }
 
+void swg_name_current_thread(const char *name) {
+  char truncated[16];
+  strncpy(truncated, name, sizeof(truncated) - 1);
+  truncated[sizeof(truncated) - 1] = '\0';
+  pthread_setname_np(pthread_self(), truncated);
+}
+
 static void call_unref(swg_call *c) {
   if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1) {
     return;
@@ -141,14 +150,19 @@ swg_server *swg_server_create(const char *address, int max_message_bytes) {
     grpc_shutdown();
     return NULL;
   }
-  grpc_arg args[2];
+  grpc_arg args[3];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = max_message_bytes;
   args[1].type = GRPC_ARG_INTEGER;
   args[1].key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH;
   args[1].value.integer = max_message_bytes;
-  grpc_channel_args channel_args = {2, args};
+  /* CRI messages are small and the peer is local: BDP probing (a PING round trip after
+     received data, to size flow-control windows) only costs wakeups here. */
+  args[2].type = GRPC_ARG_INTEGER;
+  args[2].key = GRPC_ARG_HTTP2_BDP_PROBE;
+  args[2].value.integer = 0;
+  grpc_channel_args channel_args = {3, args};
 
   s->server = grpc_server_create(&channel_args, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);

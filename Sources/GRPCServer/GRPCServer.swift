@@ -10,7 +10,8 @@ import Musl
 /// A gRPC server on the gRPC C core.
 ///
 /// One thread blocks on the completion queue and runs the bridge's per-call state machine;
-/// each call then hops once into a task that runs the handler. The server owns those tasks:
+/// each call's handler runs in a task that starts on that same thread and moves to the
+/// global executor only if it suspends (``PollerExecutor``). The server owns those tasks:
 /// it cancels a task when its call is cancelled, and ``run()`` returns only after every call
 /// is over.
 ///
@@ -30,6 +31,7 @@ public final class GRPCServer: Sendable {
     private let server: UnsafeServer
     private let handler: Handler
     private let tracker = CallTracker()
+    private let executor = PollerExecutor()
     private let shutdownGrace: Duration
 
     private struct Lifecycle {
@@ -154,8 +156,11 @@ public final class GRPCServer: Sendable {
     }
 
     private func poll() {
+        swg_name_current_thread("swiftlet-grpc")
+        executor.bindToCurrentThread()
         var event = swg_event()
         while true {
+            executor.drain()
             swg_server_next(server.pointer, &event)
             switch event.kind {
             case SWG_EVENT_CALL:
@@ -163,8 +168,9 @@ public final class GRPCServer: Sendable {
                 let call = ServerCall(handle: handle, tracker: tracker)
                 swg_call_set_user(handle, Unmanaged.passRetained(call).toOpaque())
                 let handler = self.handler
-                // One hop per call into Swift concurrency; the call owns the task.
-                call.attach(Task {
+                // The handler starts on this thread and leaves it only if it suspends
+                // (PollerExecutor); the call owns the task.
+                call.attach(Task(executorPreference: executor) {
                     await handler(call)
                     if !call.isFinished {
                         call.finish(RPCStatus(.internal, "handler for \(call.method) returned without a status"))

@@ -73,6 +73,9 @@ typedef void (*swg_log_fn)(int severity, const char *file, int line, const char 
 /* Routes the gRPC core's own log lines to fn (process-wide; call before any server). */
 void swg_set_log_function(swg_log_fn fn);
 
+/* Names the calling thread (visible in ps -L, perf and gdb); at most 15 bytes are kept. */
+void swg_name_current_thread(const char *name);
+
 /* Creates a server for address ("unix:/path"); max_message_bytes bounds both directions.
    Returns NULL if the address cannot be bound (the core logs why). */
 swg_server *swg_server_create(const char *address, int max_message_bytes);
