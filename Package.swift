@@ -70,6 +70,8 @@ let package = Package(
 
         .testTarget(name: "CRIProtobufCTests", dependencies: ["CRI", "CRIProtobufC"]),
         .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPC"]),
+        .testTarget(name: "SwiftletConfigTests", dependencies: ["SwiftletConfig"]),
+        .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",
             dependencies: ["SwiftletRuntime", "SwiftletConfig", "CRI"]

@@ -10,7 +10,7 @@
 #
 # The vendored protos are kept unchanged; a temporary copy drops the gogoproto import and
 # file options that protoc-c cannot resolve. runtime.v1alpha2 (kubernetes 1.20.2) is a strict
-# subset of runtime.v1 on the wire (Tests/cri/test_proto_compat.py proves it field by field),
+# subset of runtime.v1 on the wire (Tests/e2e/test_proto_compat.py proves it field by field),
 # so one set of C codecs — runtime.v1's — serves both services.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)

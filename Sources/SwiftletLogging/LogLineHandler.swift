@@ -129,11 +129,11 @@ public struct LogLineHandler: LogHandler {
 
 /// Where log lines go: whole lines, one write each, safe from any thread.
 public final class LineSink: Sendable {
-    private let write: @Sendable (String) -> Void
+    private let emit: @Sendable (String) -> Void
 
-    /// A sink calling `write` for each line.
-    public init(_ write: @escaping @Sendable (String) -> Void) {
-        self.write = write
+    /// A sink calling `emit` for each line.
+    public init(_ emit: @escaping @Sendable (String) -> Void) {
+        self.emit = emit
     }
 
     /// Standard error, one `write(2)` per line so lines from threads do not interleave.
@@ -153,6 +153,6 @@ public final class LineSink: Sendable {
     }
 
     func write(_ line: String) {
-        write(line)
+        emit(line)
     }
 }

@@ -6,7 +6,8 @@ import SwiftletConfig
 
 /// Swiftlet's CRI RuntimeService.
 ///
-/// Implemented now: `Version`, `Status`, `RuntimeConfig`, `UpdateRuntimeConfig`. Every other
+/// Implemented now: `Version`, `Status`, `RuntimeConfig`, `UpdateRuntimeConfig` and
+/// `GetContainerEvents` (a live stream of the events ``events`` carries). Every other
 /// method answers UNIMPLEMENTED naming itself (the protocol's default) until the
 /// containerizer and runtime issues implement it; the README's support table lists them.
 public final class RuntimeServiceHandler: RuntimeService {
@@ -14,12 +15,40 @@ public final class RuntimeServiceHandler: RuntimeService {
     private let readiness: ReadinessProbe
     private let logger: Logger
     private let podCIDRs = Mutex<[String]>([])
+    /// The container events streamed to `GetContainerEvents` clients.
+    public let events: ContainerEventBus
 
     /// Creates the service for `configuration`; `readiness` decides the Status conditions.
-    public init(configuration: SwiftletConfiguration, readiness: ReadinessProbe, logger: Logger) {
+    public init(configuration: SwiftletConfiguration, readiness: ReadinessProbe,
+                events: ContainerEventBus = ContainerEventBus(), logger: Logger) {
         self.configuration = configuration
         self.readiness = readiness
+        self.events = events
         self.logger = logger
+    }
+
+    public func getContainerEvents(
+        _ request: GetEventsRequest, context: CallContext, responses: ResponseStream<ContainerEventResponse>
+    ) async throws {
+        let stream = events.subscribe()
+        logger.debug("container event stream opened", metadata: ["streams": "\(events.subscriberCount)"])
+        var sent = 0
+        do {
+            for await event in stream {
+                try await responses.send(event)
+                sent += 1
+            }
+        } catch {
+            logger.debug("container event stream closed", metadata: ["reason": "client gone", "sent": "\(sent)"])
+            throw error
+        }
+        // The stream ends only when this task is cancelled: the client cancelled, its
+        // deadline passed, or the server is shutting down.
+        let deadlinePassed = context.deadline.map { $0 <= .now } ?? false
+        logger.debug("container event stream closed", metadata: [
+            "reason": "\(deadlinePassed ? "deadline exceeded" : "cancelled")", "sent": "\(sent)",
+        ])
+        throw CancellationError()
     }
 
     public func version(_ request: VersionRequest, context: CallContext) async throws -> VersionResponse {

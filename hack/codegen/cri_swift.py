@@ -350,6 +350,12 @@ def gen_conversions(proto):
     for p, m, path in proto.messages:
         if m.options.map_entry:
             out.append(f"extension {proto.c_type(p)}: MapEntry {{}}\n")
+    out.append("\n/// Every message type of runtime.v1, for tests that cover them all (round trips, fuzzing).\n")
+    out.append("public enum CRIMessageCatalog {\n    public static let all: [any ProtobufCCodable.Type] = [\n")
+    for p, m, path in proto.messages:
+        if not m.options.map_entry:
+            out.append(f"        {'.'.join(p)}.self,\n")
+    out.append("    ]\n}\n")
     return "".join(out).rstrip("\n") + "\n"
 
 # ---------------------------------------------------------------- MethodTable.swift
