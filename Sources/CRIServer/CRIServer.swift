@@ -74,6 +74,7 @@ public final class CRIServer: Sendable {
             let context = CallContext(apiVersion: version, method: call.method, deadline: call.deadline)
             do {
                 try await method.invoke(call, context)
+                logger.trace("CRI call", metadata: ["method": "\(call.method)", "status": "OK"])
             } catch {
                 let status = status(for: error, call: call)
                 if status.code != .unimplemented && status.code != .notFound {

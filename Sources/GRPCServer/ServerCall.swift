@@ -93,7 +93,12 @@ public final class ServerCall: @unchecked Sendable {
         }
     }
 
+    /// The longest status message sent: it travels in an HTTP/2 trailer, and clients refuse
+    /// metadata over 8–16 KiB with the whole response.
+    public static let maxStatusMessageBytes = 4096
+
     /// Ends the call with `status`, after one last message if given. Later calls do nothing.
+    /// A status message longer than ``maxStatusMessageBytes`` is cut there.
     public func finish(_ status: RPCStatus, message: [UInt8]? = nil) {
         let first = state.withLock { state in
             defer { state.finished = true }
@@ -101,13 +106,25 @@ public final class ServerCall: @unchecked Sendable {
         }
         guard first else { return }
         let code = swg_status_code(rawValue: .init(truncatingIfNeeded: status.code.rawValue))
+        let details = Self.bounded(status.message)
         if let message {
             message.withUnsafeBufferPointer { buffer in
-                _ = withNonNullBase(buffer) { swg_call_finish(handle, $0, buffer.count, code, status.message) }
+                _ = withNonNullBase(buffer) { swg_call_finish(handle, $0, buffer.count, code, details) }
             }
         } else {
-            _ = swg_call_finish(handle, nil, 0, code, status.message)
+            _ = swg_call_finish(handle, nil, 0, code, details)
         }
+    }
+
+    static func bounded(_ message: String) -> String {
+        guard message.utf8.count > maxStatusMessageBytes else { return message }
+        let suffix = "… (truncated)"
+        var kept = ""
+        for character in message {
+            if kept.utf8.count + character.utf8.count + suffix.utf8.count > maxStatusMessageBytes { break }
+            kept.append(character)
+        }
+        return kept + suffix
     }
 
     /// Whether ``finish(_:message:)`` was called.
@@ -169,6 +186,8 @@ final class CallTracker: Sendable {
         var onIdle: (@Sendable () -> Void)?
     }
     private let state = Mutex(State())
+
+    var liveCount: Int { state.withLock { $0.live } }
 
     func started() {
         state.withLock { $0.live += 1 }

@@ -94,7 +94,8 @@ public final class RuntimeServiceHandler: RuntimeService {
         guard !text.isEmpty else { return UpdateRuntimeConfigResponse() }
         let cidrs = text.split(separator: ",").map { String($0.trimmingCharacters(in: .whitespaces)) }
         for cidr in cidrs where !CIDR.isValid(cidr) {
-            throw CRIError.invalidArgument("invalid pod CIDR \"\(cidr)\" in \"\(text)\": want an IPv4 or IPv6 CIDR such as 10.244.0.0/24")
+            let shown = cidr.count > 64 ? cidr.prefix(64) + "… (\(cidr.utf8.count) bytes)" : cidr
+            throw CRIError.invalidArgument("invalid pod CIDR \"\(shown)\": want IPv4 or IPv6 CIDRs such as 10.244.0.0/24, comma-separated")
         }
         let previous = podCIDRs.withLock { stored in
             defer { stored = cidrs }

@@ -55,6 +55,11 @@ struct Run: AsyncParsableCommand {
             "version": "\(BuildInfo.version)", "root": "\(configuration.root)", "state": "\(configuration.state)",
             "cgroupDriver": "\(configuration.cgroupDriver.rawValue)",
         ])
+        logger.debug("effective configuration", metadata: [
+            "criSocket": "\(configuration.criSocket)", "cniConfDir": "\(configuration.cniConfDir)",
+            "cniBinDirs": "\(configuration.cniBinDirs.joined(separator: ":"))", "logLevel": "\(configuration.logLevel.rawValue)",
+            "shutdownGracePeriod": "\(configuration.shutdownGracePeriod)",
+        ])
         let signals = ShutdownSignals(logger: logger) { server.shutdown() }
         defer { signals.cancel() }
         try await server.run()
