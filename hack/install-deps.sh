@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what Swiftlet builds and tests with, from Debian's archive and PyPI only.
+#   build:  libgrpc-dev (the gRPC C core), libprotobuf-c-dev, pkg-config
+#   codegen: protobuf-c-compiler, protobuf-compiler
+#   tests:  a Python venv (.venv) with grpcio, grpcio-tools and pytest
+# Swift itself (6.x) is expected at /opt/swift or on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if [ "${1:-}" != "--no-python" ]; then
+  hack/setup-python.sh
+fi
+if ! command -v swift >/dev/null && [ -x /opt/swift/usr/bin/swift ]; then
+  echo "install-deps: swift is at /opt/swift/usr/bin; add it to PATH" >&2
+fi

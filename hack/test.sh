@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Sets up and runs every test: generated code current, the Swift Testing suites (also under
+# AddressSanitizer), and the end-to-end suite — a real `swiftlet run` driven by a real gRPC
+# client (grpcio) — against both the normal and the AddressSanitizer build.
+#
+#   sudo hack/test.sh            everything
+#   sudo hack/test.sh --quick    no AddressSanitizer builds
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+quick=false
+[ "${1:-}" = "--quick" ] && quick=true
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "dependencies"
+hack/install-deps.sh
+
+step "generated code is current"
+hack/verify-codegen.sh
+
+step "swift build"
+swift build --build-tests
+
+step "swift test (Swift Testing)"
+swift test --skip-build
+
+step "end-to-end: swiftlet run + grpcio"
+SWIFTLET_BIN="$PWD/.build/debug/swiftlet" .venv/bin/python -m pytest -q -p no:cacheprovider Tests/e2e
+
+if ! $quick; then
+  step "AddressSanitizer: swift test"
+  swift build --build-tests --sanitize=address --scratch-path .build-asan
+  swift test --skip-build --sanitize=address --scratch-path .build-asan
+
+  step "AddressSanitizer: end-to-end against the instrumented agent"
+  # Leak checking stays off: LeakSanitizer reports the Swift runtime's process-lifetime caches.
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 SWIFTLET_BIN="$PWD/.build-asan/debug/swiftlet" \
+    .venv/bin/python -m pytest -q -p no:cacheprovider Tests/e2e/test_cri_server.py Tests/e2e/test_lifecycle.py
+fi
