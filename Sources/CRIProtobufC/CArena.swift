@@ -102,13 +102,14 @@ final class CArena {
         return (values.count, pointer)
     }
 
-    /// A `map<string, string>` as protobuf-c's repeated entry messages.
+    /// A `map<string, string>` as protobuf-c's repeated entry messages, in key order so that
+    /// equal values encode to equal bytes.
     func map<Entry: MapEntry>(
         _ values: [String: String], _ initialize: (UnsafeMutablePointer<Entry>?) -> Void
     ) -> (Int, UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>?) {
         guard !values.isEmpty else { return (0, nil) }
         let pointer = array(of: UnsafeMutablePointer<Entry>?.self, count: values.count)
-        for (index, (key, value)) in values.enumerated() {
+        for (index, (key, value)) in values.sorted(by: { $0.key < $1.key }).enumerated() {
             let entry = message(Entry.self, initialize)
             entry.pointee.key = string(key)
             entry.pointee.value = string(value)

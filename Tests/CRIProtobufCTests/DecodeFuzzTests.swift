@@ -79,6 +79,7 @@ struct DecodeFuzzTests {
             decodedCount += 1
             let again = message.encode()
             let reparsed = try type.decode(again)
+            // Encoding is deterministic (map entries in key order), so equal values give equal bytes.
             #expect(reparsed.encode() == again, "seed \(seed) iteration \(iteration) type \(type)")
         }
         #expect(decodedCount > 0)
