@@ -34,6 +34,32 @@ public struct CNIConfigProbe: Sendable {
         self.binDirs = binDirs
     }
 
+    /// What a scan depends on, cheaply: the config directory's and each config file's mtime
+    /// and size, and each plugin directory's mtime (adding or removing a plugin changes it).
+    /// Equal fingerprints mean a new scan would find the same.
+    public func fingerprint() -> [String] {
+        func stamp(_ path: String) -> String {
+            var info = stat()
+            guard stat(path, &info) == 0 else { return "\(path):absent" }
+            return "\(path):\(info.st_mtim.tv_sec).\(info.st_mtim.tv_nsec):\(info.st_size):\(info.st_mode)"
+        }
+        var stamps = [stamp(confDir)]
+        if let directory = opendir(confDir) {
+            defer { closedir(directory) }
+            while let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                    String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name.hasSuffix(".conf") || name.hasSuffix(".conflist") || name.hasSuffix(".json") {
+                    stamps.append(stamp(confDir + "/" + name))
+                }
+            }
+        }
+        stamps.sort()
+        stamps.append(contentsOf: binDirs.map(stamp))
+        return stamps
+    }
+
     /// Reads the config directory now.
     public func scan() -> Result {
         var result = Result()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import SwiftletConfig
 
 /// One readiness condition's value.
@@ -32,24 +33,58 @@ public struct ReadinessReport: Sendable {
 /// — which this build does not have yet, so RuntimeReady is false with reason
 /// `PodSandboxNotSupported` until the runtime issue lands. NetworkReady needs a valid CNI
 /// network config whose plugins exist.
-public struct ReadinessProbe: Sendable {
-    public var configuration: SwiftletConfiguration
+///
+/// Status is polled (the kubelet every few seconds, crictl, monitoring), so the expensive
+/// parts are cached: the cgroup layout for ``cgroupLayoutTTL``, and the CNI scan until the
+/// config directory, a config file or a plugin directory changes (by mtime and size).
+public final class ReadinessProbe: Sendable {
+    public let configuration: SwiftletConfiguration
     /// Whether this build can create pod sandboxes.
-    public var podSandboxesSupported: Bool
+    public let podSandboxesSupported: Bool
     /// Where mountinfo is read (a file tree in tests).
-    public var mountinfoPath: String
+    public let mountinfoPath: String
+    /// How long a parsed cgroup layout is reused: hierarchies are mounted at boot.
+    public static let cgroupLayoutTTL: Duration = .seconds(30)
+
+    private struct Cache {
+        var cgroups: (layout: CgroupLayout, at: ContinuousClock.Instant)?
+        var cni: (fingerprint: [String], result: CNIConfigProbe.Result)?
+    }
+    private let cache = Mutex(Cache())
+    private let cniProbe: CNIConfigProbe
 
     public init(configuration: SwiftletConfiguration, podSandboxesSupported: Bool = false,
                 mountinfoPath: String = "/proc/self/mountinfo") {
         self.configuration = configuration
         self.podSandboxesSupported = podSandboxesSupported
         self.mountinfoPath = mountinfoPath
+        self.cniProbe = CNIConfigProbe(confDir: configuration.cniConfDir, binDirs: configuration.cniBinDirs)
     }
 
     public func check() -> ReadinessReport {
-        let cgroups = CgroupLayout.parse(mountinfo: Self.read(mountinfoPath) ?? "", readFile: Self.read)
-        let cni = CNIConfigProbe(confDir: configuration.cniConfDir, binDirs: configuration.cniBinDirs).scan()
+        let cgroups = cgroupLayout()
+        let cni = cniResult()
         return ReadinessReport(runtime: runtimeReadiness(cgroups), network: networkReadiness(cni), cgroups: cgroups, cni: cni)
+    }
+
+    private func cgroupLayout() -> CgroupLayout {
+        let now = ContinuousClock.now
+        if let cached = cache.withLock({ $0.cgroups }), now - cached.at < Self.cgroupLayoutTTL {
+            return cached.layout
+        }
+        let layout = CgroupLayout.parse(mountinfo: Self.read(mountinfoPath) ?? "", readFile: Self.read)
+        cache.withLock { $0.cgroups = (layout, now) }
+        return layout
+    }
+
+    private func cniResult() -> CNIConfigProbe.Result {
+        let fingerprint = cniProbe.fingerprint()
+        if let cached = cache.withLock({ $0.cni }), cached.fingerprint == fingerprint {
+            return cached.result
+        }
+        let result = cniProbe.scan()
+        cache.withLock { $0.cni = (fingerprint, result) }
+        return result
     }
 
     private func runtimeReadiness(_ cgroups: CgroupLayout) -> Readiness {
@@ -83,8 +118,22 @@ public struct ReadinessProbe: Sendable {
         return Readiness(ready: false, reason: "NetworkPluginNotReady", message: "cni plugin not initialized: \(detail)")
     }
 
+    /// A whole file (procfs too, whose files report size 0), or nil if it cannot be read.
     static func read(_ path: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
-        return String(decoding: data, as: UTF8.self)
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

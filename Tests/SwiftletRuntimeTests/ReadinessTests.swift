@@ -168,12 +168,18 @@ struct ReadinessTests {
         var configuration = SwiftletConfiguration()
         configuration.cniConfDir = try tree.directory("net.d")
         configuration.cniBinDirs = [try tree.directory("bin")]
-        let before = ReadinessProbe(configuration: configuration).check().network
+        // One probe throughout: its cached scan must follow every change.
+        let probe = ReadinessProbe(configuration: configuration)
+        let before = probe.check().network
         #expect(!before.ready && before.reason == "NetworkPluginNotReady" && before.message.contains("no network config found"))
         try tree.write("net.d/10-lo.conf", #"{"cniVersion": "1.0.0", "name": "lo", "type": "loopback"}"#)
-        #expect(ReadinessProbe(configuration: configuration).check().network.message.contains("loopback"))
+        #expect(probe.check().network.message.contains("loopback"))
         try tree.write("bin/loopback", "#!/bin/sh\n", mode: 0o755)
-        #expect(ReadinessProbe(configuration: configuration).check().network == .ready)
+        #expect(probe.check().network == .ready)
+        try tree.write("net.d/10-lo.conf", #"{"cniVersion": "1.0.0", "name": "lo", "type": "no-such-plugin"}"#)
+        #expect(!probe.check().network.ready)
+        try FileManager.default.removeItem(atPath: tree.path + "/net.d/10-lo.conf")
+        #expect(probe.check().network.message.contains("no network config found"))
     }
 
     @Test("the live machine's mountinfo parses (read from /proc/self/mountinfo)")
