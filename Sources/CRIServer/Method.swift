@@ -2,21 +2,19 @@ import CRI
 import CRIProtobufC
 import GRPCServer
 
-/// One CRI method bound to its handler, with the API versions that define it.
+/// One CRI method bound to its handler.
 struct Method: Sendable {
     let service: String
     let name: String
-    let versions: [APIVersion]
     let serverStreaming: Bool
     let invoke: @Sendable (ServerCall, CallContext) async throws -> Void
 
     init<Request: ProtobufCCodable, Response: ProtobufCCodable>(
-        service: String, name: String, versions: [APIVersion], unary _: Request.Type,
+        service: String, name: String, unary _: Request.Type,
         _ body: @escaping @Sendable (Request, CallContext) async throws -> Response
     ) {
         self.service = service
         self.name = name
-        self.versions = versions
         self.serverStreaming = false
         self.invoke = { call, context in
             let request = try Method.decodeRequest(Request.self, from: call)
@@ -26,12 +24,11 @@ struct Method: Sendable {
     }
 
     init<Request: ProtobufCCodable, Response: ProtobufCCodable>(
-        service: String, name: String, versions: [APIVersion], serverStreaming _: Request.Type,
+        service: String, name: String, serverStreaming _: Request.Type,
         _ body: @escaping @Sendable (Request, CallContext, ResponseStream<Response>) async throws -> Void
     ) {
         self.service = service
         self.name = name
-        self.versions = versions
         self.serverStreaming = true
         self.invoke = { call, context in
             let request = try Method.decodeRequest(Request.self, from: call)
@@ -55,7 +52,9 @@ struct Method: Sendable {
     }
 }
 
-/// Every CRI method of both services, reachable by method path.
+/// Every CRI method of both services, reachable by method path under both API versions:
+/// runtime.v1alpha2 is a wire-compatible subset of runtime.v1, and kubelets 1.22–1.25 call
+/// methods on v1alpha2 (ListPodSandboxStats, …) that 1.20's v1alpha2 did not have.
 struct MethodTable: Sendable {
     /// "/runtime.v1.RuntimeService/Version" -> (method, version)
     private var byPath: [String: (Method, APIVersion)] = [:]
@@ -64,7 +63,7 @@ struct MethodTable: Sendable {
 
     init(runtime: some RuntimeService, images: some ImageService) {
         for method in Self.runtimeServiceMethods(runtime) + Self.imageServiceMethods(images) {
-            for version in method.versions {
+            for version in APIVersion.allCases {
                 let service = "\(version.package).\(method.service)"
                 services.insert(service)
                 byPath["/\(service)/\(method.name)"] = (method, version)

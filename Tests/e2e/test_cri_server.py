@@ -63,6 +63,19 @@ def test_version_answers_each_api_version(agent, cri):
     assert old.runtime_version == v1.runtime_version and old.runtime_version.count(".") == 2
 
 
+def test_v1_methods_newer_than_kubernetes_1_20_are_served_on_v1alpha2_too(agent, cri):
+    """Kubelets 1.22-1.25 speak v1alpha2 with methods 1.20's proto lacks (ListPodSandboxStats);
+    the messages are v1's, so the v1 stubs can call the v1alpha2 paths."""
+    channel = agent.channel()
+    config = channel.unary_unary("/runtime.v1alpha2.RuntimeService/RuntimeConfig",
+                                 request_serializer=cri.v1.RuntimeConfigRequest.SerializeToString,
+                                 response_deserializer=cri.v1.RuntimeConfigResponse.FromString)
+    assert config(cri.v1.RuntimeConfigRequest()).linux.cgroup_driver == cri.v1.CGROUPFS
+    code, details, _ = raw_call(channel, "/runtime.v1alpha2.RuntimeService/ListPodSandboxStats", b"")
+    assert code == grpc.StatusCode.UNIMPLEMENTED
+    assert details == "method /runtime.v1alpha2.RuntimeService/ListPodSandboxStats is not implemented by swiftlet"
+
+
 def raw_call(channel, path, payload, timeout=5):
     unary = channel.unary_unary(path, request_serializer=lambda b: b, response_deserializer=lambda b: b)
     try:
@@ -73,8 +86,8 @@ def raw_call(channel, path, payload, timeout=5):
 
 @pytest.mark.parametrize("path,expected", [
     ("/runtime.v1.RuntimeService/NoSuchMethod", "unknown method NoSuchMethod for service runtime.v1.RuntimeService"),
-    ("/runtime.v1alpha2.RuntimeService/RuntimeConfig",
-     "unknown method RuntimeConfig for service runtime.v1alpha2.RuntimeService"),
+    ("/runtime.v1alpha2.ImageService/NoSuchMethod",
+     "unknown method NoSuchMethod for service runtime.v1alpha2.ImageService"),
     ("/runtime.v2.RuntimeService/Version", "unknown service runtime.v2.RuntimeService"),
     ("/grpc.health.v1.Health/Check", "unknown service grpc.health.v1.Health"),
 ])

@@ -12,9 +12,10 @@ runtime.v1alpha2. Outputs, under the given source root:
                                              method paths of both API versions -> handlers
 
 runtime.v1alpha2 (kubernetes 1.20) is a strict subset of runtime.v1: every message, field
-(name, number, type, label) and enum value it defines is defined identically in v1; the
-test suite proves it. So one set of types and codecs serves both services; from v1alpha2
-only the list of methods is taken.
+(name, number, type, label), enum value and method it defines is defined identically in v1;
+the test suite proves it. So one set of types and codecs serves both services, and every
+method is served under both (kubelets 1.22-1.25 call methods on v1alpha2 that 1.20's proto
+does not have yet, such as ListPodSandboxStats).
 """
 import sys, os, re, keyword
 from google.protobuf import descriptor_pb2 as dpb
@@ -360,9 +361,8 @@ def gen_conversions(proto):
 
 # ---------------------------------------------------------------- MethodTable.swift
 
-def gen_method_table(proto, v1alpha2):
+def gen_method_table(proto):
     out = [HEADER, "\nimport CRI\nimport CRIProtobufC\n\n"]
-    alpha = {s.name: {m.name for m in s.method} for s in v1alpha2.service}
     out.append("extension MethodTable {\n")
     for s in proto.fd.service:
         var = method_swift_name(s.name)
@@ -370,13 +370,12 @@ def gen_method_table(proto, v1alpha2):
         out.append(f"    static func {var}Methods(_ handler: some {s.name}) -> [Method] {{\n        [\n")
         for m in s.method:
             req = proto.by_full[m.input_type][1][-1]
-            versions = '[.v1, .v1alpha2]' if m.name in alpha.get(s.name, ()) else '[.v1]'
             fn = method_swift_name(m.name)
             if m.server_streaming:
-                out.append(f"            Method(service: \"{s.name}\", name: \"{m.name}\", versions: {versions}, serverStreaming: {req}.self) {{ request, context, responses in\n")
+                out.append(f"            Method(service: \"{s.name}\", name: \"{m.name}\", serverStreaming: {req}.self) {{ request, context, responses in\n")
                 out.append(f"                try await handler.{fn}(request, context: context, responses: responses)\n            }},\n")
             else:
-                out.append(f"            Method(service: \"{s.name}\", name: \"{m.name}\", versions: {versions}, unary: {req}.self) {{ request, context in\n")
+                out.append(f"            Method(service: \"{s.name}\", name: \"{m.name}\", unary: {req}.self) {{ request, context in\n")
                 out.append(f"                try await handler.{fn}(request, context: context)\n            }},\n")
         out.append("        ]\n    }\n\n")
     out.append("}\n")
@@ -393,7 +392,7 @@ def main():
         "Sources/CRI/Generated/Messages.swift": gen_messages(v1),
         "Sources/CRI/Generated/Services.swift": gen_services(v1),
         "Sources/CRIProtobufC/Generated/Conversions.swift": gen_conversions(v1),
-        "Sources/CRIServer/Generated/MethodTable.swift": gen_method_table(v1, files["runtime.v1alpha2"]),
+        "Sources/CRIServer/Generated/MethodTable.swift": gen_method_table(v1),
     }
     for rel, text in outputs.items():
         path = os.path.join(root, rel)

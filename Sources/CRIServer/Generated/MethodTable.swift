@@ -7,91 +7,91 @@ extension MethodTable {
     /// The methods of `RuntimeService`, by name, bound to `handler`.
     static func runtimeServiceMethods(_ handler: some RuntimeService) -> [Method] {
         [
-            Method(service: "RuntimeService", name: "Version", versions: [.v1, .v1alpha2], unary: VersionRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "Version", unary: VersionRequest.self) { request, context in
                 try await handler.version(request, context: context)
             },
-            Method(service: "RuntimeService", name: "RunPodSandbox", versions: [.v1, .v1alpha2], unary: RunPodSandboxRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "RunPodSandbox", unary: RunPodSandboxRequest.self) { request, context in
                 try await handler.runPodSandbox(request, context: context)
             },
-            Method(service: "RuntimeService", name: "StopPodSandbox", versions: [.v1, .v1alpha2], unary: StopPodSandboxRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "StopPodSandbox", unary: StopPodSandboxRequest.self) { request, context in
                 try await handler.stopPodSandbox(request, context: context)
             },
-            Method(service: "RuntimeService", name: "RemovePodSandbox", versions: [.v1, .v1alpha2], unary: RemovePodSandboxRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "RemovePodSandbox", unary: RemovePodSandboxRequest.self) { request, context in
                 try await handler.removePodSandbox(request, context: context)
             },
-            Method(service: "RuntimeService", name: "PodSandboxStatus", versions: [.v1, .v1alpha2], unary: PodSandboxStatusRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "PodSandboxStatus", unary: PodSandboxStatusRequest.self) { request, context in
                 try await handler.podSandboxStatus(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ListPodSandbox", versions: [.v1, .v1alpha2], unary: ListPodSandboxRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ListPodSandbox", unary: ListPodSandboxRequest.self) { request, context in
                 try await handler.listPodSandbox(request, context: context)
             },
-            Method(service: "RuntimeService", name: "CreateContainer", versions: [.v1, .v1alpha2], unary: CreateContainerRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "CreateContainer", unary: CreateContainerRequest.self) { request, context in
                 try await handler.createContainer(request, context: context)
             },
-            Method(service: "RuntimeService", name: "StartContainer", versions: [.v1, .v1alpha2], unary: StartContainerRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "StartContainer", unary: StartContainerRequest.self) { request, context in
                 try await handler.startContainer(request, context: context)
             },
-            Method(service: "RuntimeService", name: "StopContainer", versions: [.v1, .v1alpha2], unary: StopContainerRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "StopContainer", unary: StopContainerRequest.self) { request, context in
                 try await handler.stopContainer(request, context: context)
             },
-            Method(service: "RuntimeService", name: "RemoveContainer", versions: [.v1, .v1alpha2], unary: RemoveContainerRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "RemoveContainer", unary: RemoveContainerRequest.self) { request, context in
                 try await handler.removeContainer(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ListContainers", versions: [.v1, .v1alpha2], unary: ListContainersRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ListContainers", unary: ListContainersRequest.self) { request, context in
                 try await handler.listContainers(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ContainerStatus", versions: [.v1, .v1alpha2], unary: ContainerStatusRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ContainerStatus", unary: ContainerStatusRequest.self) { request, context in
                 try await handler.containerStatus(request, context: context)
             },
-            Method(service: "RuntimeService", name: "UpdateContainerResources", versions: [.v1, .v1alpha2], unary: UpdateContainerResourcesRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "UpdateContainerResources", unary: UpdateContainerResourcesRequest.self) { request, context in
                 try await handler.updateContainerResources(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ReopenContainerLog", versions: [.v1, .v1alpha2], unary: ReopenContainerLogRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ReopenContainerLog", unary: ReopenContainerLogRequest.self) { request, context in
                 try await handler.reopenContainerLog(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ExecSync", versions: [.v1, .v1alpha2], unary: ExecSyncRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ExecSync", unary: ExecSyncRequest.self) { request, context in
                 try await handler.execSync(request, context: context)
             },
-            Method(service: "RuntimeService", name: "Exec", versions: [.v1, .v1alpha2], unary: ExecRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "Exec", unary: ExecRequest.self) { request, context in
                 try await handler.exec(request, context: context)
             },
-            Method(service: "RuntimeService", name: "Attach", versions: [.v1, .v1alpha2], unary: AttachRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "Attach", unary: AttachRequest.self) { request, context in
                 try await handler.attach(request, context: context)
             },
-            Method(service: "RuntimeService", name: "PortForward", versions: [.v1, .v1alpha2], unary: PortForwardRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "PortForward", unary: PortForwardRequest.self) { request, context in
                 try await handler.portForward(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ContainerStats", versions: [.v1, .v1alpha2], unary: ContainerStatsRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ContainerStats", unary: ContainerStatsRequest.self) { request, context in
                 try await handler.containerStats(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ListContainerStats", versions: [.v1, .v1alpha2], unary: ListContainerStatsRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ListContainerStats", unary: ListContainerStatsRequest.self) { request, context in
                 try await handler.listContainerStats(request, context: context)
             },
-            Method(service: "RuntimeService", name: "PodSandboxStats", versions: [.v1], unary: PodSandboxStatsRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "PodSandboxStats", unary: PodSandboxStatsRequest.self) { request, context in
                 try await handler.podSandboxStats(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ListPodSandboxStats", versions: [.v1], unary: ListPodSandboxStatsRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ListPodSandboxStats", unary: ListPodSandboxStatsRequest.self) { request, context in
                 try await handler.listPodSandboxStats(request, context: context)
             },
-            Method(service: "RuntimeService", name: "UpdateRuntimeConfig", versions: [.v1, .v1alpha2], unary: UpdateRuntimeConfigRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "UpdateRuntimeConfig", unary: UpdateRuntimeConfigRequest.self) { request, context in
                 try await handler.updateRuntimeConfig(request, context: context)
             },
-            Method(service: "RuntimeService", name: "Status", versions: [.v1, .v1alpha2], unary: StatusRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "Status", unary: StatusRequest.self) { request, context in
                 try await handler.status(request, context: context)
             },
-            Method(service: "RuntimeService", name: "CheckpointContainer", versions: [.v1], unary: CheckpointContainerRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "CheckpointContainer", unary: CheckpointContainerRequest.self) { request, context in
                 try await handler.checkpointContainer(request, context: context)
             },
-            Method(service: "RuntimeService", name: "GetContainerEvents", versions: [.v1], serverStreaming: GetEventsRequest.self) { request, context, responses in
+            Method(service: "RuntimeService", name: "GetContainerEvents", serverStreaming: GetEventsRequest.self) { request, context, responses in
                 try await handler.getContainerEvents(request, context: context, responses: responses)
             },
-            Method(service: "RuntimeService", name: "ListMetricDescriptors", versions: [.v1], unary: ListMetricDescriptorsRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ListMetricDescriptors", unary: ListMetricDescriptorsRequest.self) { request, context in
                 try await handler.listMetricDescriptors(request, context: context)
             },
-            Method(service: "RuntimeService", name: "ListPodSandboxMetrics", versions: [.v1], unary: ListPodSandboxMetricsRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "ListPodSandboxMetrics", unary: ListPodSandboxMetricsRequest.self) { request, context in
                 try await handler.listPodSandboxMetrics(request, context: context)
             },
-            Method(service: "RuntimeService", name: "RuntimeConfig", versions: [.v1], unary: RuntimeConfigRequest.self) { request, context in
+            Method(service: "RuntimeService", name: "RuntimeConfig", unary: RuntimeConfigRequest.self) { request, context in
                 try await handler.runtimeConfig(request, context: context)
             },
         ]
@@ -100,19 +100,19 @@ extension MethodTable {
     /// The methods of `ImageService`, by name, bound to `handler`.
     static func imageServiceMethods(_ handler: some ImageService) -> [Method] {
         [
-            Method(service: "ImageService", name: "ListImages", versions: [.v1, .v1alpha2], unary: ListImagesRequest.self) { request, context in
+            Method(service: "ImageService", name: "ListImages", unary: ListImagesRequest.self) { request, context in
                 try await handler.listImages(request, context: context)
             },
-            Method(service: "ImageService", name: "ImageStatus", versions: [.v1, .v1alpha2], unary: ImageStatusRequest.self) { request, context in
+            Method(service: "ImageService", name: "ImageStatus", unary: ImageStatusRequest.self) { request, context in
                 try await handler.imageStatus(request, context: context)
             },
-            Method(service: "ImageService", name: "PullImage", versions: [.v1, .v1alpha2], unary: PullImageRequest.self) { request, context in
+            Method(service: "ImageService", name: "PullImage", unary: PullImageRequest.self) { request, context in
                 try await handler.pullImage(request, context: context)
             },
-            Method(service: "ImageService", name: "RemoveImage", versions: [.v1, .v1alpha2], unary: RemoveImageRequest.self) { request, context in
+            Method(service: "ImageService", name: "RemoveImage", unary: RemoveImageRequest.self) { request, context in
                 try await handler.removeImage(request, context: context)
             },
-            Method(service: "ImageService", name: "ImageFsInfo", versions: [.v1, .v1alpha2], unary: ImageFsInfoRequest.self) { request, context in
+            Method(service: "ImageService", name: "ImageFsInfo", unary: ImageFsInfoRequest.self) { request, context in
                 try await handler.imageFsInfo(request, context: context)
             },
         ]
