@@ -24,6 +24,11 @@ let package = Package(
             name: "CSwiftletGRPC",
             linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
         ),
+        /// A minimal gRPC client for the bridge's own tests (stalled streams and the like).
+        .target(
+            name: "CSwiftletGRPCTestClient",
+            linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
+        ),
         /// protoc-c output for runtime.v1 (hack/update-codegen.sh), on Debian libprotobuf-c.
         .target(
             name: "CSwiftletCRI",
@@ -69,7 +74,7 @@ let package = Package(
         // MARK: Tests
 
         .testTarget(name: "CRIProtobufCTests", dependencies: ["CRI", "CRIProtobufC"]),
-        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPC"]),
+        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient"]),
         .testTarget(name: "SwiftletConfigTests", dependencies: ["SwiftletConfig"]),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(

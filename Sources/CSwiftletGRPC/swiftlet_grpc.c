@@ -54,7 +54,8 @@ struct swg_call {
   int close_done;
   int cancelled;
 
-  int sent_initial_metadata;
+  int accepted;
+  atomic_int sent_initial_metadata;
   grpc_byte_buffer *send_buffer;
   grpc_byte_buffer *finish_buffer;
   grpc_slice status_details;
@@ -68,10 +69,33 @@ struct swg_server {
   grpc_completion_queue *cq;
   struct swg_tag shutdown_tag;
   atomic_int shutting_down;
+  /* Accepted calls not yet freed, and whether the server's shutdown notification came:
+     the queue is shut down when both say nothing can start a batch any more. */
+  atomic_int live_calls;
+  atomic_int shutdown_seen;
+  /* Batches start under the read lock; shutting the queue takes the write lock, so no
+     batch can start on a shut queue (the core aborts on that). */
+  pthread_rwlock_t queue_lock;
+  int queue_shut;
   /* A call whose close completed before its request: its CLOSED is delivered right after
      its CALL. Poller thread only. */
   swg_call *pending_closed;
+  /* A batch reference kept until Swift has handled the event that reported the batch, so
+     the call stays valid while it does. Poller thread only. */
+  swg_call *deferred_unref;
 };
+
+static void maybe_shutdown_queue(swg_server *s) {
+  if (!atomic_load(&s->shutdown_seen) || atomic_load(&s->live_calls) != 0) {
+    return;
+  }
+  pthread_rwlock_wrlock(&s->queue_lock);
+  if (!s->queue_shut) {
+    s->queue_shut = 1;
+    grpc_completion_queue_shutdown(s->cq);
+  }
+  pthread_rwlock_unlock(&s->queue_lock);
+}
 
 static swg_log_fn swg_log_handler;
 
@@ -118,7 +142,12 @@ static void call_unref(swg_call *c) {
   if (c->has_status_details) {
     grpc_slice_unref(c->status_details);
   }
+  swg_server *s = c->server;
+  int accepted = c->accepted;
   free(c);
+  if (accepted && atomic_fetch_sub(&s->live_calls, 1) == 1) {
+    maybe_shutdown_queue(s);
+  }
 }
 
 static void request_call(swg_server *s) {
@@ -129,6 +158,7 @@ static void request_call(swg_server *s) {
   }
   c->server = s;
   atomic_init(&c->refs, 1); /* the Swift owner's, handed over with SWG_EVENT_CALL */
+  atomic_init(&c->sent_initial_metadata, 0);
   grpc_call_details_init(&c->details);
   grpc_metadata_array_init(&c->request_metadata);
   c->request_tag = (struct swg_tag){TAG_REQUEST_CALL, c};
@@ -168,6 +198,9 @@ swg_server *swg_server_create(const char *address, int max_message_bytes) {
   s->cq = grpc_completion_queue_create_for_next(NULL);
   s->shutdown_tag = (struct swg_tag){TAG_SERVER_SHUTDOWN, NULL};
   atomic_init(&s->shutting_down, 0);
+  atomic_init(&s->live_calls, 0);
+  atomic_init(&s->shutdown_seen, 0);
+  pthread_rwlock_init(&s->queue_lock, NULL);
   grpc_server_register_completion_queue(s->server, s->cq, NULL);
 
   grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
@@ -180,6 +213,7 @@ swg_server *swg_server_create(const char *address, int max_message_bytes) {
            GRPC_QUEUE_SHUTDOWN) {
     }
     grpc_completion_queue_destroy(s->cq);
+    pthread_rwlock_destroy(&s->queue_lock);
     free(s);
     grpc_shutdown();
     return NULL;
@@ -187,16 +221,39 @@ swg_server *swg_server_create(const char *address, int max_message_bytes) {
   return s;
 }
 
-void swg_server_start(swg_server *s, int preposted) {
+void swg_server_discard(swg_server *s) {
+  /* The core wants a shutdown before destroy once a port was added. */
+  atomic_store(&s->shutting_down, 1);
+  grpc_server_shutdown_and_notify(s->server, s->cq, &s->shutdown_tag);
+  grpc_completion_queue_shutdown(s->cq);
+  while (grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type !=
+         GRPC_QUEUE_SHUTDOWN) {
+  }
+  grpc_server_destroy(s->server);
+  grpc_completion_queue_destroy(s->cq);
+  pthread_rwlock_destroy(&s->queue_lock);
+  free(s);
+  grpc_shutdown();
+}
+
+int swg_server_start(swg_server *s, int preposted) {
+  if (atomic_load(&s->shutting_down)) {
+    return 0; /* shutdown stopped the listeners: starting now would crash the core */
+  }
   grpc_server_start(s->server);
   for (int i = 0; i < preposted; i++) {
     request_call(s);
   }
+  return 1;
 }
 
 static int start_batch(swg_call *c, const grpc_op *ops, size_t n, struct swg_tag *tag) {
+  swg_server *s = c->server;
   atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-  if (grpc_call_start_batch(c->call, ops, n, tag, NULL) != GRPC_CALL_OK) {
+  pthread_rwlock_rdlock(&s->queue_lock);
+  grpc_call_error err = s->queue_shut ? GRPC_CALL_ERROR : grpc_call_start_batch(c->call, ops, n, tag, NULL);
+  pthread_rwlock_unlock(&s->queue_lock);
+  if (err != GRPC_CALL_OK) {
     call_unref(c);
     return 0;
   }
@@ -205,6 +262,8 @@ static int start_batch(swg_call *c, const grpc_op *ops, size_t n, struct swg_tag
 
 /* The call was accepted: ask for its request and for its end, and accept the next one. */
 static void on_call_accepted(swg_server *s, swg_call *c) {
+  c->accepted = 1;
+  atomic_fetch_add(&s->live_calls, 1);
   if (!atomic_load(&s->shutting_down)) {
     request_call(s);
   }
@@ -242,6 +301,11 @@ static void take_request(swg_call *c) {
 
 void swg_server_next(swg_server *s, swg_event *event) {
   memset(event, 0, sizeof(*event));
+  if (s->deferred_unref != NULL) {
+    swg_call *c = s->deferred_unref;
+    s->deferred_unref = NULL;
+    call_unref(c);
+  }
   if (s->pending_closed != NULL) {
     swg_call *c = s->pending_closed;
     s->pending_closed = NULL;
@@ -264,6 +328,8 @@ void swg_server_next(swg_server *s, swg_event *event) {
     swg_call *c = tag->call;
     switch (tag->kind) {
     case TAG_SERVER_SHUTDOWN:
+      atomic_store(&s->shutdown_seen, 1);
+      maybe_shutdown_queue(s);
       event->kind = SWG_EVENT_SERVER_SHUTDOWN;
       event->ok = ev.success;
       return;
@@ -316,7 +382,7 @@ void swg_server_next(swg_server *s, swg_event *event) {
       event->kind = SWG_EVENT_SENT;
       event->call = c;
       event->ok = ev.success;
-      call_unref(c);
+      s->deferred_unref = c; /* dropped on the next swg_server_next */
       return;
     case TAG_FINISH:
       call_unref(c);
@@ -334,11 +400,10 @@ void swg_server_shutdown(swg_server *s) {
 
 void swg_server_cancel_all_calls(swg_server *s) { grpc_server_cancel_all_calls(s->server); }
 
-void swg_server_shutdown_queue(swg_server *s) { grpc_completion_queue_shutdown(s->cq); }
-
 void swg_server_destroy(swg_server *s) {
   grpc_server_destroy(s->server);
   grpc_completion_queue_destroy(s->cq);
+  pthread_rwlock_destroy(&s->queue_lock);
   free(s);
   grpc_shutdown();
 }
@@ -394,10 +459,10 @@ int swg_call_send(swg_call *c, const uint8_t *bytes, size_t length) {
   grpc_op ops[2];
   memset(ops, 0, sizeof(ops));
   size_t n = 0;
-  if (!c->sent_initial_metadata) {
+  int first = !atomic_exchange(&c->sent_initial_metadata, 1);
+  if (first) {
     ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
     n++;
-    c->sent_initial_metadata = 1;
   }
   c->send_buffer = buffer_from(bytes, length);
   ops[n].op = GRPC_OP_SEND_MESSAGE;
@@ -406,6 +471,9 @@ int swg_call_send(swg_call *c, const uint8_t *bytes, size_t length) {
   if (!start_batch(c, ops, n, &c->send_tag)) {
     grpc_byte_buffer_destroy(c->send_buffer);
     c->send_buffer = NULL;
+    if (first) {
+      atomic_store(&c->sent_initial_metadata, 0);
+    }
     return 0;
   }
   return 1;
@@ -416,10 +484,10 @@ int swg_call_finish(swg_call *c, const uint8_t *message, size_t length, swg_stat
   grpc_op ops[3];
   memset(ops, 0, sizeof(ops));
   size_t n = 0;
-  if (!c->sent_initial_metadata) {
+  int first = !atomic_exchange(&c->sent_initial_metadata, 1);
+  if (first) {
     ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
     n++;
-    c->sent_initial_metadata = 1;
   }
   if (message != NULL) {
     c->finish_buffer = buffer_from(message, length);
@@ -435,7 +503,13 @@ int swg_call_finish(swg_call *c, const uint8_t *message, size_t length, swg_stat
     ops[n].data.send_status_from_server.status_details = &c->status_details;
   }
   n++;
-  return start_batch(c, ops, n, &c->finish_tag);
+  if (!start_batch(c, ops, n, &c->finish_tag)) {
+    if (first) {
+      atomic_store(&c->sent_initial_metadata, 0);
+    }
+    return 0;
+  }
+  return 1;
 }
 
 void swg_call_cancel(swg_call *c) { grpc_call_cancel(c->call, NULL); }

@@ -30,11 +30,11 @@ public final class GRPCServer: Sendable {
     public let address: String
     private let server: UnsafeServer
     private let handler: Handler
-    private let tracker = CallTracker()
     private let executor = PollerExecutor()
     private let shutdownGrace: Duration
 
     private struct Lifecycle {
+        var started = false
         var running = false
         var shutdownRequested = false
         var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
@@ -72,7 +72,13 @@ public final class GRPCServer: Sendable {
             return state.running
         }
         precondition(!alreadyRunning, "GRPCServer.run() called twice")
-        swg_server_start(server.pointer, 32)
+        // A shutdown requested before this point is applied once the server has started:
+        // the core cannot start a server whose shutdown began.
+        let shutdownEarly = lifecycle.withLock { state in
+            state.started = swg_server_start(server.pointer, 32) != 0
+            return state.shutdownRequested
+        }
+        if shutdownEarly { swg_server_shutdown(server.pointer) }
         try startPoller()
         await withTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
@@ -96,15 +102,22 @@ public final class GRPCServer: Sendable {
     /// Begins a graceful shutdown: no new calls are accepted, calls in flight go on for the
     /// grace period. Safe to call from any thread, more than once.
     public func shutdown() {
-        let waiters = lifecycle.withLock { state -> [CheckedContinuation<Void, Never>]? in
-            guard !state.shutdownRequested else { return nil }
+        let (waiters, started) = lifecycle.withLock { state -> ([CheckedContinuation<Void, Never>]?, Bool) in
+            guard !state.shutdownRequested else { return (nil, state.started) }
             state.shutdownRequested = true
             defer { state.shutdownWaiters = [] }
-            return state.shutdownWaiters
+            return (state.shutdownWaiters, state.started)
         }
         guard let waiters else { return }
-        swg_server_shutdown(server.pointer)
+        if started { swg_server_shutdown(server.pointer) }
         for waiter in waiters { waiter.resume() }
+    }
+
+    deinit {
+        // A server that never ran still holds its socket and a gRPC core reference.
+        if !lifecycle.withLock({ $0.running }) {
+            swg_server_discard(server.pointer)
+        }
     }
 
     private func waitForShutdownRequest() async {
@@ -150,6 +163,11 @@ public final class GRPCServer: Sendable {
         }, context)
         guard result == 0 else {
             Unmanaged<GRPCServer>.fromOpaque(context).release()
+            // Nothing polls the queue: stop the server and wait it out here.
+            swg_server_shutdown(server.pointer)
+            var event = swg_event()
+            repeat { swg_server_next(server.pointer, &event) } while event.kind != SWG_EVENT_QUEUE_SHUTDOWN
+            swg_server_destroy(server.pointer)
             throw GRPCServerError(.thread, context: address, errno: result)
         }
         pthread_detach(thread)
@@ -165,7 +183,7 @@ public final class GRPCServer: Sendable {
             switch event.kind {
             case SWG_EVENT_CALL:
                 let handle = event.call!
-                let call = ServerCall(handle: handle, tracker: tracker)
+                let call = ServerCall(handle: handle)
                 swg_call_set_user(handle, Unmanaged.passRetained(call).toOpaque())
                 let handler = self.handler
                 // The handler starts on this thread and leaves it only if it suspends
@@ -183,10 +201,11 @@ public final class GRPCServer: Sendable {
                 let call = Unmanaged<ServerCall>.fromOpaque(swg_call_user(event.call)!).takeRetainedValue()
                 call.closed(cancelled: event.cancelled != 0)
             case SWG_EVENT_SERVER_SHUTDOWN:
-                // No call is accepted any more; shut the queue once no handler can start a batch.
-                let server = self.server
-                tracker.whenIdle { swg_server_shutdown_queue(server.pointer) }
+                // No new calls; the bridge shuts the queue once every accepted call is freed.
+                continue
             case SWG_EVENT_QUEUE_SHUTDOWN:
+                executor.drain()
+                executor.unbind()
                 markStopped()
                 return
             default:

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -12,19 +14,30 @@ import Musl
 /// thread — a handler resumed after awaiting real work — go to the global concurrent
 /// executor, so slow work never holds the poller.
 ///
+/// Handlers must therefore not block the thread before their first suspension (no blocking
+/// syscalls, no waits on another call's progress): that stalls every call. Work that may
+/// block belongs behind an `await` on another executor.
+///
 /// Only the poller thread touches `local`, hence `@unchecked Sendable`.
 final class PollerExecutor: TaskExecutor, @unchecked Sendable {
     private var local: [UnownedJob] = []
-    private var pollerThread: pthread_t?
+    private let pollerThread = Mutex<pthread_t?>(nil)
 
     /// Marks the calling thread as the poller. Call once, from the poller thread.
     func bindToCurrentThread() {
-        pollerThread = pthread_self()
+        pollerThread.withLock { $0 = pthread_self() }
+    }
+
+    /// Forgets the poller thread (it is about to exit; its id may be reused).
+    func unbind() {
+        pollerThread.withLock { $0 = nil }
     }
 
     private var onPollerThread: Bool {
-        guard let pollerThread else { return false }
-        return pthread_equal(pollerThread, pthread_self()) != 0
+        pollerThread.withLock { thread in
+            guard let thread else { return false }
+            return pthread_equal(thread, pthread_self()) != 0
+        }
     }
 
     func enqueue(_ job: consuming ExecutorJob) {

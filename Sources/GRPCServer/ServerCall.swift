@@ -11,7 +11,6 @@ import Synchronization
 /// mutable Swift state is behind a mutex. Hence `@unchecked Sendable`.
 public final class ServerCall: @unchecked Sendable {
     private let handle: OpaquePointer
-    private let tracker: CallTracker
     /// The method path, for example `/runtime.v1.RuntimeService/Version`.
     public let method: String
     /// When the client stops waiting, if it set a deadline.
@@ -28,9 +27,8 @@ public final class ServerCall: @unchecked Sendable {
     }
     private let state = Mutex(State())
 
-    init(handle: OpaquePointer, tracker: CallTracker) {
+    init(handle: OpaquePointer) {
         self.handle = handle
-        self.tracker = tracker
         var length = 0
         if let bytes = swg_call_method(handle, &length) {
             self.method = String(decoding: UnsafeRawBufferPointer(start: bytes, count: length), as: UTF8.self)
@@ -40,12 +38,10 @@ public final class ServerCall: @unchecked Sendable {
         let remaining = swg_call_deadline_remaining_ns(handle)
         self.deadline = remaining == Int64.max ? nil : ContinuousClock.now.advanced(by: .nanoseconds(remaining))
         self.hasRequest = swg_call_request(handle, &length) != nil
-        tracker.started()
     }
 
     deinit {
         swg_call_release(handle)
-        tracker.ended()
     }
 
     /// Calls `body` with the request's bytes (empty if none arrived); valid only inside `body`.
@@ -66,18 +62,20 @@ public final class ServerCall: @unchecked Sendable {
     /// client, its deadline, or a server shutdown).
     public var isCancelled: Bool { state.withLock { $0.cancelled } }
 
-    /// Sends one message of a server stream; returns when it went out.
+    /// Sends one message of a server stream; returns when it went out. One send at a time.
     ///
-    /// - Throws: ``RPCStatus`` `CANCELLED` when the call is over.
+    /// - Throws: ``RPCStatus`` `CANCELLED` when the call is over, `INTERNAL` when another
+    ///   send is still in flight.
     public func send(_ message: [UInt8]) async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            let closed = state.withLock { state -> Bool in
-                if state.closed || state.finished { return true }
+            let refusal = state.withLock { state -> RPCStatus? in
+                if state.closed || state.finished { return RPCStatus(.cancelled, "the call is over") }
+                if state.pendingSend != nil { return RPCStatus(.internal, "a send is already in flight on \(method)") }
                 state.pendingSend = continuation
-                return false
+                return nil
             }
-            if closed {
-                continuation.resume(throwing: RPCStatus(.cancelled, "the call is over"))
+            if let refusal {
+                continuation.resume(throwing: refusal)
                 return
             }
             let started = message.withUnsafeBufferPointer { buffer in
@@ -107,12 +105,18 @@ public final class ServerCall: @unchecked Sendable {
         guard first else { return }
         let code = swg_status_code(rawValue: .init(truncatingIfNeeded: status.code.rawValue))
         let details = Self.bounded(status.message)
+        let started: Int32
         if let message {
-            message.withUnsafeBufferPointer { buffer in
-                _ = withNonNullBase(buffer) { swg_call_finish(handle, $0, buffer.count, code, details) }
+            started = message.withUnsafeBufferPointer { buffer in
+                withNonNullBase(buffer) { swg_call_finish(handle, $0, buffer.count, code, details) }
             }
         } else {
-            _ = swg_call_finish(handle, nil, 0, code, details)
+            started = swg_call_finish(handle, nil, 0, code, details)
+        }
+        if started == 0 {
+            // The status cannot go out (the call is over, or the core refused the batch):
+            // make sure the client is not left waiting for it.
+            swg_call_cancel(handle)
         }
     }
 
@@ -138,11 +142,7 @@ public final class ServerCall: @unchecked Sendable {
     // MARK: Poller side
 
     func attach(_ task: Task<Void, Never>) {
-        let cancelNow = state.withLock { state -> Bool in
-            state.task = task
-            return state.closed && state.cancelled
-        }
-        if cancelNow { task.cancel() }
+        state.withLock { $0.task = task }
     }
 
     func sendCompleted(ok: Bool) {
@@ -157,14 +157,15 @@ public final class ServerCall: @unchecked Sendable {
         }
     }
 
+    /// The call is over. A send still in flight is left alone: its batch always completes
+    /// (failed, if the call was cancelled) and ``sendCompleted(ok:)`` resumes it, so the
+    /// waiting sender keeps this object alive until the bridge is done with it.
     func closed(cancelled: Bool) {
-        let (task, pending) = state.withLock { state in
+        let task = state.withLock { state in
             state.closed = true
             state.cancelled = cancelled
-            defer { state.pendingSend = nil }
-            return (state.task, state.pendingSend)
+            return state.task
         }
-        pending?.resume(throwing: RPCStatus(.cancelled, "the call is over"))
         if cancelled { task?.cancel() }
     }
 }
@@ -175,42 +176,4 @@ private func withNonNullBase<R>(_ buffer: UnsafeBufferPointer<UInt8>, _ body: (U
     if let base = buffer.baseAddress { return body(base) }
     var empty: UInt8 = 0
     return withUnsafePointer(to: &empty) { body($0) }
-}
-
-/// Counts the calls whose Swift side is still alive, so the completion queue is shut down
-/// only when no handler can start another batch.
-final class CallTracker: Sendable {
-    private struct State {
-        var live = 0
-        var draining = false
-        var onIdle: (@Sendable () -> Void)?
-    }
-    private let state = Mutex(State())
-
-    var liveCount: Int { state.withLock { $0.live } }
-
-    func started() {
-        state.withLock { $0.live += 1 }
-    }
-
-    func ended() {
-        let idle = state.withLock { state -> (@Sendable () -> Void)? in
-            state.live -= 1
-            guard state.live == 0, state.draining, let onIdle = state.onIdle else { return nil }
-            state.onIdle = nil
-            return onIdle
-        }
-        idle?()
-    }
-
-    /// Runs `action` once no call is alive: now, or when the last one ends.
-    func whenIdle(_ action: @escaping @Sendable () -> Void) {
-        let runNow = state.withLock { state -> Bool in
-            state.draining = true
-            if state.live == 0 { return true }
-            state.onIdle = action
-            return false
-        }
-        if runNow { action() }
-    }
 }

@@ -10,7 +10,16 @@
  *
  * Ownership: a call arrives (SWG_EVENT_CALL) holding one reference for its Swift owner, who
  * gives it back with swg_call_release once the handler is done and SWG_EVENT_CLOSED was seen.
- * The bridge frees the call when that and every batch it started are done.
+ * The bridge frees the call when that and every batch it started are done. The call of an
+ * event stays valid until the next swg_server_next.
+ *
+ * Per call, at most one swg_call_send may be in flight, and swg_call_finish must not carry
+ * a message while one is (the core refuses two messages at once; finish then returns 0).
+ *
+ * Shutdown: swg_server_shutdown stops accepting calls; when the core reports that (SWG_EVENT_
+ * SERVER_SHUTDOWN) and every accepted call has been freed, the bridge shuts the completion
+ * queue itself and the poller sees SWG_EVENT_QUEUE_SHUTDOWN. A batch started after that
+ * fails (returns 0) instead of aborting the process.
  */
 #ifndef SWIFTLET_GRPC_H
 #define SWIFTLET_GRPC_H
@@ -56,7 +65,8 @@ typedef enum swg_event_kind {
   /* The call is over; cancelled = 1 if it ended without the server's status reaching the
      client (client cancel, deadline, connection loss, server cancel). Always after CALL. */
   SWG_EVENT_CLOSED = 3,
-  /* swg_server_shutdown finished: no calls remain. */
+  /* The core finished swg_server_shutdown: no new calls; the queue shuts once every accepted
+     call is freed. Informational. */
   SWG_EVENT_SERVER_SHUTDOWN = 4,
 } swg_event_kind;
 
@@ -80,8 +90,9 @@ void swg_name_current_thread(const char *name);
    Returns NULL if the address cannot be bound (the core logs why). */
 swg_server *swg_server_create(const char *address, int max_message_bytes);
 
-/* Starts serving with `preposted` outstanding call requests. */
-void swg_server_start(swg_server *server, int preposted);
+/* Starts serving with `preposted` outstanding call requests. Returns 0, starting nothing, if
+   swg_server_shutdown was already called. */
+int swg_server_start(swg_server *server, int preposted);
 
 /* Blocks for the next event the Swift side must see. Poller thread only. */
 void swg_server_next(swg_server *server, swg_event *event);
@@ -93,12 +104,11 @@ void swg_server_shutdown(swg_server *server);
 /* Cancels every call in flight (the end of a shutdown grace period). */
 void swg_server_cancel_all_calls(swg_server *server);
 
-/* Shuts the completion queue down; the poller then sees SWG_EVENT_QUEUE_SHUTDOWN. Call
-   after SWG_EVENT_SERVER_SHUTDOWN. */
-void swg_server_shutdown_queue(swg_server *server);
-
-/* Frees the server once the poller has returned. */
+/* Frees the server once the poller has seen SWG_EVENT_QUEUE_SHUTDOWN. */
 void swg_server_destroy(swg_server *server);
+
+/* Frees a server that was never started (or whose start was refused). */
+void swg_server_discard(swg_server *server);
 
 /* The method path ("/package.Service/Method"), not NUL-terminated. */
 const char *swg_call_method(const swg_call *call, size_t *length);
