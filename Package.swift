@@ -9,6 +9,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "swiftlet", targets: ["swiftlet"]),
+        .executable(name: "swiftlet-monitor", targets: ["swiftlet-monitor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -23,6 +24,14 @@ let package = Package(
         .target(
             name: "CSwiftletGRPC",
             linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
+        ),
+        /// swiftlet-monitor: the per-container supervisor (C, single-threaded, ~1 MB): clones the
+        /// container into its namespaces and cgroups, writes its CRI log, records its exit.
+        .executableTarget(
+            name: "swiftlet-monitor",
+            path: "Sources/CSwiftletMonitor",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("seccomp")]
         ),
         /// A minimal gRPC client for the bridge's own tests (stalled streams and the like).
         .target(

@@ -1,0 +1,365 @@
+/*
+ * The container side of swiftlet-monitor: what the cloned child does, single-threaded, between
+ * clone and execve. Every failure is reported through the error pipe as
+ * "<stage>\t<errno>\t<detail>" and ends the child; a successful execve closes the pipe
+ * (O_CLOEXEC) with nothing written.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include "container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/openat2.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int error_fd = -1;
+
+/* Reports a failure to the monitor and exits the child. */
+static void __attribute__((noreturn, format(printf, 3, 4)))
+die(const char *stage, int code, const char *format, ...) {
+  char detail[1024];
+  va_list args;
+  va_start(args, format);
+  vsnprintf(detail, sizeof(detail), format, args);
+  va_end(args);
+  char message[1200];
+  int length = snprintf(message, sizeof(message), "%s\t%d\t%s", stage, code, detail);
+  if (error_fd >= 0 && length > 0) {
+    ssize_t ignored = write(error_fd, message, (size_t)length < sizeof(message) ? (size_t)length : sizeof(message) - 1);
+    (void)ignored;
+  }
+  _exit(127);
+}
+
+static int openat2_in_root(int root, const char *path, int flags, mode_t mode) {
+  struct open_how how;
+  memset(&how, 0, sizeof(how));
+  how.flags = (unsigned long long)(flags | O_CLOEXEC);
+  how.mode = (flags & O_CREAT) ? mode : 0;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  while (*path == '/') path++;
+  if (*path == '\0') path = ".";
+  return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
+}
+
+/*
+ * Opens target inside the rootfs as an O_PATH fd, creating what is missing (directories, or
+ * an empty file when the source is a file). Symlinks and ".." resolve inside the rootfs, so a
+ * target can never land outside it (the kernel's RESOLVE_IN_ROOT).
+ */
+static int open_mount_target(int root, const char *target, int directory) {
+  int fd = openat2_in_root(root, target, O_PATH, 0);
+  if (fd >= 0) return fd;
+  if (errno != ENOENT) return -1;
+  char *copy = strdup(target);
+  if (copy == NULL) return -1;
+  /* Create each missing component below the deepest existing one. */
+  size_t length = strlen(copy);
+  for (size_t i = 1; i <= length; i++) {
+    if (copy[i] != '/' && copy[i] != '\0') continue;
+    char saved = copy[i];
+    copy[i] = '\0';
+    int existing = openat2_in_root(root, copy, O_PATH, 0);
+    if (existing >= 0) {
+      close(existing);
+    } else if (errno == ENOENT) {
+      char *slash = strrchr(copy, '/');
+      char *name = slash ? slash + 1 : copy;
+      char parent_path[4096];
+      snprintf(parent_path, sizeof(parent_path), "%.*s", slash ? (int)(slash - copy) : 0, copy);
+      int parent = openat2_in_root(root, parent_path, O_PATH | O_DIRECTORY, 0);
+      if (parent < 0) { free(copy); return -1; }
+      int last = saved == '\0';
+      int made;
+      if (last && !directory) {
+        made = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (made >= 0) close(made), made = 0;
+      } else {
+        made = mkdirat(parent, name, 0755);
+      }
+      int saved_errno = errno;
+      close(parent);
+      if (made != 0 && saved_errno != EEXIST) { errno = saved_errno; free(copy); return -1; }
+    } else {
+      free(copy);
+      return -1;
+    }
+    copy[i] = saved;
+  }
+  free(copy);
+  return openat2_in_root(root, target, O_PATH, 0);
+}
+
+static void fd_path(int fd, char *buffer, size_t size) { snprintf(buffer, size, "/proc/self/fd/%d", fd); }
+
+static void mount_in_root(int root, const char *source, const char *target, const char *type,
+                          unsigned long flags, const char *data, int directory) {
+  int fd = open_mount_target(root, target, directory);
+  if (fd < 0) die("mount", errno, "cannot create mount point %s: %s", target, strerror(errno));
+  char path[64];
+  fd_path(fd, path, sizeof(path));
+  if (mount(source, path, type, flags, data) != 0) {
+    int saved = errno;
+    die("mount", saved, "mount %s on %s (%s): %s", source ? source : type, target, type ? type : "bind", strerror(saved));
+  }
+  close(fd);
+}
+
+static void remount_in_root(int root, const char *target, unsigned long flags, const char *what) {
+  int fd = openat2_in_root(root, target, O_PATH, 0);
+  if (fd < 0) die("mount", errno, "cannot reopen %s: %s", target, strerror(errno));
+  char path[64];
+  fd_path(fd, path, sizeof(path));
+  if (mount(NULL, path, NULL, flags, NULL) != 0) {
+    int saved = errno;
+    die("mount", saved, "%s %s: %s", what, target, strerror(saved));
+  }
+  close(fd);
+}
+
+static void make_device(int root, const char *name, unsigned int major_number, unsigned int minor_number) {
+  int dev = openat2_in_root(root, "/dev", O_PATH | O_DIRECTORY, 0);
+  if (dev < 0) die("devices", errno, "cannot open /dev: %s", strerror(errno));
+  if (mknodat(dev, name, S_IFCHR | 0666, makedev(major_number, minor_number)) != 0 && errno != EEXIST) {
+    die("devices", errno, "mknod /dev/%s: %s", name, strerror(errno));
+  }
+  /* mknod honours the umask; the nodes are world read-write as in every runtime. */
+  if (fchmodat(dev, name, 0666, 0) != 0) die("devices", errno, "chmod /dev/%s: %s", name, strerror(errno));
+  close(dev);
+}
+
+static void make_symlink(int root, const char *target, const char *link) {
+  int dev = openat2_in_root(root, "/dev", O_PATH | O_DIRECTORY, 0);
+  if (dev < 0) die("devices", errno, "cannot open /dev: %s", strerror(errno));
+  if (symlinkat(target, dev, link) != 0 && errno != EEXIST) die("devices", errno, "symlink /dev/%s: %s", link, strerror(errno));
+  close(dev);
+}
+
+static int is_directory_source(const char *source) {
+  struct stat info;
+  if (stat(source, &info) != 0) die("mount", errno, "bind source %s: %s", source, strerror(errno));
+  return S_ISDIR(info.st_mode);
+}
+
+/* The rootfs: the standard mounts, the binds, then pivot_root into it. */
+static void prepare_rootfs(const struct spec *spec) {
+  /* Nothing done here may propagate back to the host. */
+  if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) != 0) die("rootfs", errno, "make / rslave: %s", strerror(errno));
+  if (mount(spec->rootfs, spec->rootfs, NULL, MS_BIND | MS_REC, NULL) != 0) {
+    die("rootfs", errno, "bind %s onto itself: %s", spec->rootfs, strerror(errno));
+  }
+  int root = open(spec->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) die("rootfs", errno, "open %s: %s", spec->rootfs, strerror(errno));
+
+  mount_in_root(root, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 1);
+  int host_dev = spec->dev_mode && strcmp(spec->dev_mode, "host") == 0;
+  if (host_dev) {
+    mount_in_root(root, "/dev", "/dev", NULL, MS_BIND | MS_REC, NULL, 1);
+  } else {
+    mount_in_root(root, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", 1);
+    mount_in_root(root, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                  "newinstance,ptmxmode=0666,mode=0620,gid=5", 1);
+    make_device(root, "null", 1, 3);
+    make_device(root, "zero", 1, 5);
+    make_device(root, "full", 1, 7);
+    make_device(root, "random", 1, 8);
+    make_device(root, "urandom", 1, 9);
+    make_device(root, "tty", 5, 0);
+    make_symlink(root, "/proc/self/fd", "fd");
+    make_symlink(root, "/proc/self/fd/0", "stdin");
+    make_symlink(root, "/proc/self/fd/1", "stdout");
+    make_symlink(root, "/proc/self/fd/2", "stderr");
+    make_symlink(root, "pts/ptmx", "ptmx");
+    make_symlink(root, "/proc/kcore", "core");
+  }
+  mount_in_root(root, "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", 1);
+  mount_in_root(root, "mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 1);
+  mount_in_root(root, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 1);
+
+  for (size_t i = 0; i < spec->nbinds; i++) {
+    const struct spec_bind *bind = &spec->binds[i];
+    int directory = is_directory_source(bind->source);
+    mount_in_root(root, bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL, directory);
+    if (bind->readonly) {
+      remount_in_root(root, bind->target, MS_BIND | MS_REMOUNT | MS_RDONLY, "read-only remount of");
+      if (bind->recursive_readonly) {
+        int fd = openat2_in_root(root, bind->target, O_PATH, 0);
+        struct mount_attr attr;
+        memset(&attr, 0, sizeof(attr));
+        attr.attr_set = MOUNT_ATTR_RDONLY;
+        if (fd < 0 || syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) != 0) {
+          die("mount", errno, "recursive read-only %s: %s", bind->target, strerror(errno));
+        }
+        close(fd);
+      }
+    }
+    remount_in_root(root, bind->target, bind->propagation, "propagation of");
+  }
+
+  /* pivot_root(".", ".") then detach the old root, as runc does. */
+  int old_root = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (old_root < 0 || fchdir(root) != 0) die("rootfs", errno, "enter %s: %s", spec->rootfs, strerror(errno));
+  if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root", errno, "pivot_root into %s: %s", spec->rootfs, strerror(errno));
+  if (fchdir(old_root) != 0) die("pivot_root", errno, "fchdir: %s", strerror(errno));
+  if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) != 0) die("pivot_root", errno, "make old root rslave: %s", strerror(errno));
+  if (umount2(".", MNT_DETACH) != 0) die("pivot_root", errno, "detach old root: %s", strerror(errno));
+  if (chdir("/") != 0) die("pivot_root", errno, "chdir /: %s", strerror(errno));
+  close(old_root);
+  close(root);
+
+  for (size_t i = 0; i < spec->nreadonly; i++) {
+    const char *path = spec->readonly_paths[i];
+    if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) != 0) {
+      if (errno == ENOENT) continue;
+      die("readonly-paths", errno, "bind %s: %s", path, strerror(errno));
+    }
+    if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) {
+      die("readonly-paths", errno, "remount %s read-only: %s", path, strerror(errno));
+    }
+  }
+  for (size_t i = 0; i < spec->nmasked; i++) {
+    const char *path = spec->masked[i];
+    struct stat info;
+    if (stat(path, &info) != 0) continue;
+    int result = S_ISDIR(info.st_mode) ? mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=0")
+                                       : mount("/dev/null", path, NULL, MS_BIND, NULL);
+    if (result != 0) die("masked-paths", errno, "mask %s: %s", path, strerror(errno));
+  }
+  if (spec->rootfs_readonly &&
+      mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) {
+    die("rootfs", errno, "remount / read-only: %s", strerror(errno));
+  }
+}
+
+/* Without no_new_privs the filter is loaded while the process still has CAP_SYS_ADMIN (before
+   the user switch), and libseccomp must not set no_new_privs behind the spec's back. */
+static void apply_seccomp(const struct spec *spec) {
+  scmp_filter_ctx filter = seccomp_init(spec->seccomp_default);
+  if (filter == NULL) die("seccomp", EINVAL, "seccomp_init failed");
+  if (seccomp_attr_set(filter, SCMP_FLTATR_CTL_NNP, spec->no_new_privs ? 1 : 0) != 0) {
+    die("seccomp", EINVAL, "cannot set the no_new_privs attribute");
+  }
+  for (size_t i = 0; i < spec->nseccomp_rules; i++) {
+    const struct spec_seccomp_rule *rule = &spec->seccomp_rules[i];
+    int number = seccomp_syscall_resolve_name(rule->syscall);
+    if (number == __NR_SCMP_ERROR) continue; /* not a syscall on this architecture/kernel */
+    if (rule->action == spec->seccomp_default) continue;
+    struct scmp_arg_cmp cmps[6];
+    for (size_t a = 0; a < rule->nargs; a++) {
+      cmps[a] = (struct scmp_arg_cmp){rule->arg_index[a], (enum scmp_compare)rule->arg_op[a],
+                                      rule->arg_value[a], rule->arg_value2[a]};
+    }
+    int result = seccomp_rule_add_array(filter, rule->action, number, (unsigned int)rule->nargs, cmps);
+    if (result != 0) die("seccomp", -result, "rule for %s: %s", rule->syscall, strerror(-result));
+  }
+  int result = seccomp_load(filter);
+  if (result != 0) die("seccomp", -result, "load filter: %s", strerror(-result));
+  seccomp_release(filter);
+}
+
+/* Effective and permitted sets (the bounding set was dropped before setuid). */
+static void apply_capabilities(const struct spec *spec) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof(data));
+  for (int i = 0; i < 2; i++) {
+    unsigned int bits = (unsigned int)(spec->caps >> (32 * i));
+    data[i].effective = bits;
+    data[i].permitted = bits;
+    /* Inheritable stays empty (CVE-2022-24769), as containerd and runc leave it. */
+  }
+  if (syscall(SYS_capset, &header, data) != 0) die("capabilities", errno, "capset: %s", strerror(errno));
+}
+
+void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int tty_slave) {
+  error_fd = err_fd;
+  /* Wait until the monitor has put this process into its cgroups. */
+  char go;
+  if (read(sync_fd, &go, 1) != 1) die("sync", errno, "the monitor went away before the start");
+  close(sync_fd);
+
+  for (size_t i = 0; i < spec->njoins; i++) {
+    if (spec->joins[i].nstype == CLONE_NEWPID) continue; /* joined by the monitor before clone */
+    int fd = open(spec->joins[i].path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, spec->joins[i].nstype) != 0) {
+      die("namespaces", errno, "join %s: %s", spec->joins[i].path, strerror(errno));
+    }
+    close(fd);
+  }
+  if (setsid() < 0) die("session", errno, "setsid: %s", strerror(errno));
+  if (spec->rootfs) prepare_rootfs(spec);
+  if (spec->hostname && (spec->clone_flags & CLONE_NEWUTS) &&
+      sethostname(spec->hostname, strlen(spec->hostname)) != 0) {
+    die("hostname", errno, "sethostname %s: %s", spec->hostname, strerror(errno));
+  }
+  if (spec->has_oom_score_adj) {
+    int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    char value[16];
+    int length = snprintf(value, sizeof(value), "%d", spec->oom_score_adj);
+    if (fd < 0 || write(fd, value, (size_t)length) != length) die("oom_score_adj", errno, "write %d: %s", spec->oom_score_adj, strerror(errno));
+    close(fd);
+  }
+  for (size_t i = 0; i < spec->nrlimits; i++) {
+    if (setrlimit(spec->rlimits[i].resource, &spec->rlimits[i].limit) != 0) {
+      die("rlimits", errno, "setrlimit %d: %s", spec->rlimits[i].resource, strerror(errno));
+    }
+  }
+  if (spec->cwd) {
+    if (chdir(spec->cwd) != 0) {
+      /* As runc: create the working directory when the image does not have it. */
+      char path[4096];
+      snprintf(path, sizeof(path), "%s", spec->cwd);
+      for (char *p = path + 1; *p; p++) {
+        if (*p == '/') { *p = '\0'; mkdir(path, 0755); *p = '/'; }
+      }
+      mkdir(path, 0755);
+      if (chdir(spec->cwd) != 0) die("cwd", errno, "chdir %s: %s", spec->cwd, strerror(errno));
+    }
+  }
+  if (spec->tty) {
+    if (ioctl(tty_slave, TIOCSCTTY, 0) != 0) die("tty", errno, "TIOCSCTTY: %s", strerror(errno));
+  }
+  for (int i = 0; i < 3; i++) {
+    if (stdio[i] >= 0 && dup2(stdio[i], i) != i) die("stdio", errno, "dup2: %s", strerror(errno));
+  }
+  if (spec->seccomp && !spec->no_new_privs) apply_seccomp(spec);
+  if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) die("user", errno, "PR_SET_KEEPCAPS: %s", strerror(errno));
+  if (setgroups(spec->ngroups, spec->ngroups ? (gid_t *)spec->groups : NULL) != 0) die("user", errno, "setgroups: %s", strerror(errno));
+  if (setresgid(spec->gid, spec->gid, spec->gid) != 0) die("user", errno, "setgid %u: %s", spec->gid, strerror(errno));
+  if (spec->caps_set) {
+    /* The bounding set is dropped while still privileged; effective/permitted after setuid. */
+    for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
+      if (!(spec->caps & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+        die("capabilities", errno, "drop %d from the bounding set: %s", cap, strerror(errno));
+      }
+    }
+  }
+  if (setresuid(spec->uid, spec->uid, spec->uid) != 0) die("user", errno, "setuid %u: %s", spec->uid, strerror(errno));
+  if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) die("user", errno, "PR_SET_KEEPCAPS: %s", strerror(errno));
+  if (spec->caps_set) apply_capabilities(spec);
+  if (spec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs", errno, "prctl: %s", strerror(errno));
+  if (spec->seccomp && spec->no_new_privs) apply_seccomp(spec);
+
+  environ = spec->env;
+  execvp(spec->argv[0], spec->argv);
+  int saved = errno;
+  die("exec", saved, "exec %s: %s", spec->argv[0], strerror(saved));
+}

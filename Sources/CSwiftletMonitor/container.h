@@ -1,0 +1,11 @@
+#ifndef SWIFTLET_MONITOR_CONTAINER_H
+#define SWIFTLET_MONITOR_CONTAINER_H
+
+#include "spec.h"
+
+/* The cloned child: waits for the monitor's go on sync_fd, sets up isolation and execs.
+   Failures go to err_fd as "<stage>\t<errno>\t<detail>". Never returns. */
+void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int tty_slave)
+    __attribute__((noreturn));
+
+#endif

@@ -1,0 +1,401 @@
+/*
+ * swiftlet-monitor: the per-container supervisor, a small single-threaded C process.
+ *
+ *   swiftlet-monitor SPEC REPORT_FD
+ *
+ * It detaches from the agent (fork, setsid), so containers outlive an agent restart; clones
+ * the container into its namespaces; places it in its cgroups before it runs a single
+ * instruction of its own; reports "ok\t<pid>" or "error\t<stage>\t<errno>\t<detail>" on
+ * REPORT_FD; then copies the container's output into the CRI log file
+ * ("<RFC3339Nano> stdout|stderr P|F <text>", lines split at 16 KiB with P) and, when the
+ * container exits, writes its exit status atomically and exits. SIGUSR1 reopens the log
+ * (ReopenContainerLog). It is a child subreaper, so it reaps everything the container leaves.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+#include "container.h"
+#include "spec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LINE 16384
+
+static int report_fd = -1;
+
+static void report(const char *text) {
+  if (report_fd < 0) return;
+  size_t length = strlen(text);
+  while (length > 0) {
+    ssize_t written = write(report_fd, text, length);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    text += written;
+    length -= (size_t)written;
+  }
+}
+
+static void report_error(const char *stage, int code, const char *detail) {
+  char message[1400];
+  snprintf(message, sizeof(message), "error\t%s\t%d\t%s\n", stage, code, detail);
+  report(message);
+}
+
+/* Writes text to path atomically (temp file, fsync, rename). */
+static int write_atomically(const char *path, const char *text) {
+  char temporary[4200];
+  snprintf(temporary, sizeof(temporary), "%s.tmp", path);
+  int fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  size_t length = strlen(text);
+  if (write(fd, text, length) != (ssize_t)length || fsync(fd) != 0) {
+    close(fd);
+    unlink(temporary);
+    return -1;
+  }
+  close(fd);
+  return rename(temporary, path);
+}
+
+/* ---- CRI log writing ------------------------------------------------------------------ */
+
+struct stream {
+  int fd;
+  const char *name;
+  char buffer[MAX_LINE];
+  size_t used;
+};
+
+static int log_fd = -1;
+static const char *log_path;
+
+static void open_log(void) {
+  if (log_path == NULL) return;
+  int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return; /* keep the old one, if any */
+  if (log_fd >= 0) close(log_fd);
+  log_fd = fd;
+}
+
+/* RFC 3339 with nanoseconds, trailing zeros trimmed, as Go's time.RFC3339Nano. */
+static size_t timestamp(char *out, size_t size) {
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  struct tm parts;
+  gmtime_r(&now.tv_sec, &parts);
+  size_t length = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &parts);
+  if (now.tv_nsec != 0) {
+    char fraction[16];
+    snprintf(fraction, sizeof(fraction), ".%09ld", now.tv_nsec);
+    size_t digits = strlen(fraction);
+    while (digits > 1 && fraction[digits - 1] == '0') fraction[--digits] = '\0';
+    length += (size_t)snprintf(out + length, size - length, "%s", fraction);
+  }
+  length += (size_t)snprintf(out + length, size - length, "Z");
+  return length;
+}
+
+static void emit(const struct stream *stream, const char *text, size_t length, char tag) {
+  if (log_fd < 0) return;
+  char header[96];
+  size_t header_length = timestamp(header, sizeof(header));
+  header_length += (size_t)snprintf(header + header_length, sizeof(header) - header_length, " %s %c ", stream->name, tag);
+  struct iovec parts[3] = {{header, header_length}, {(void *)text, length}, {"\n", 1}};
+  ssize_t ignored = writev(log_fd, parts, 3);
+  (void)ignored;
+}
+
+/* Appends fresh output to the stream's partial line; emits every complete line. */
+static void consume(struct stream *stream, const char *data, size_t length) {
+  while (length > 0) {
+    const char *newline = memchr(data, '\n', length);
+    size_t take = newline ? (size_t)(newline - data) : length;
+    size_t room = MAX_LINE - stream->used;
+    if (take >= room) {
+      memcpy(stream->buffer + stream->used, data, room);
+      emit(stream, stream->buffer, MAX_LINE, 'P');
+      stream->used = 0;
+      data += room;
+      length -= room;
+      continue;
+    }
+    memcpy(stream->buffer + stream->used, data, take);
+    stream->used += take;
+    data += take;
+    length -= take;
+    if (newline) {
+      size_t line = stream->used;
+      if (line > 0 && stream->buffer[line - 1] == '\r') line--; /* tty output */
+      emit(stream, stream->buffer, line, 'F');
+      stream->used = 0;
+      data++;
+      length--;
+    }
+  }
+}
+
+static void flush_partial(struct stream *stream) {
+  if (stream->used > 0) emit(stream, stream->buffer, stream->used, 'F');
+  stream->used = 0;
+}
+
+/* ---- the monitor ---------------------------------------------------------------------- */
+
+static int open_tty(int *master, int *slave) {
+  *master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*master < 0 || grantpt(*master) != 0 || unlockpt(*master) != 0) return -1;
+  char name[128];
+  if (ptsname_r(*master, name, sizeof(name)) != 0) return -1;
+  *slave = open(name, O_RDWR | O_NOCTTY);
+  return *slave < 0 ? -1 : 0;
+}
+
+static int write_file(const char *path, const char *text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t length = (ssize_t)strlen(text);
+  int result = write(fd, text, (size_t)length) == length ? 0 : -1;
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return result;
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) {
+    fprintf(stderr, "usage: swiftlet-monitor SPEC REPORT_FD\n"
+                    "(started by swiftlet for each container; not meant to be run by hand)\n");
+    return 2;
+  }
+  report_fd = atoi(argv[2]);
+  fcntl(report_fd, F_SETFD, FD_CLOEXEC);
+
+  static struct spec spec;
+  char err[1024];
+  if (spec_load(argv[1], &spec, err, sizeof(err)) != 0) {
+    report_error("spec", EINVAL, err);
+    return 1;
+  }
+
+  /* Detach: the agent reaps the parent at once; the monitor is adopted by init. */
+  pid_t detached = fork();
+  if (detached < 0) {
+    report_error("monitor", errno, "fork");
+    return 1;
+  }
+  if (detached > 0) _exit(0);
+  setsid();
+  prctl(PR_SET_NAME, "swiftlet-mon", 0, 0, 0);
+  prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devnull >= 0) {
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+  }
+
+  sigset_t handled;
+  sigemptyset(&handled);
+  sigaddset(&handled, SIGCHLD);
+  sigaddset(&handled, SIGUSR1);
+  sigprocmask(SIG_BLOCK, &handled, NULL);
+  int signals = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGTERM, SIG_IGN); /* the container is stopped through its own pid or cgroup */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+
+  log_path = spec.log_path;
+  open_log();
+
+  int out[2] = {-1, -1}, errs[2] = {-1, -1}, tty_master = -1, tty_slave = -1;
+  int child_stdio[3] = {devnull, -1, -1};
+  if (spec.tty) {
+    if (open_tty(&tty_master, &tty_slave) != 0) {
+      report_error("tty", errno, "cannot allocate a pty");
+      return 1;
+    }
+    child_stdio[0] = child_stdio[1] = child_stdio[2] = tty_slave;
+  } else {
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errs, O_CLOEXEC) != 0) {
+      report_error("stdio", errno, "pipe");
+      return 1;
+    }
+    child_stdio[1] = out[1];
+    child_stdio[2] = errs[1];
+  }
+
+  for (size_t i = 0; i < spec.njoins; i++) {
+    if (spec.joins[i].nstype != CLONE_NEWPID) continue;
+    int fd = open(spec.joins[i].path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWPID) != 0) {
+      snprintf(err, sizeof(err), "join %s: %s", spec.joins[i].path, strerror(errno));
+      report_error("namespaces", errno, err);
+      return 1;
+    }
+    close(fd);
+  }
+
+  int sync_pipe[2], error_pipe[2];
+  if (pipe2(sync_pipe, O_CLOEXEC) != 0 || pipe2(error_pipe, O_CLOEXEC) != 0) {
+    report_error("monitor", errno, "pipe");
+    return 1;
+  }
+
+  pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)spec.clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+  if (pid < 0) {
+    int saved = errno;
+    snprintf(err, sizeof(err), "clone into new namespaces: %s", strerror(saved));
+    report_error("clone", saved, err);
+    return 1;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    close(sync_pipe[1]);
+    close(error_pipe[0]);
+    container_main(&spec, sync_pipe[0], error_pipe[1], child_stdio, tty_slave);
+  }
+  close(sync_pipe[0]);
+  close(error_pipe[1]);
+  if (out[1] >= 0) close(out[1]);
+  if (errs[1] >= 0) close(errs[1]);
+  if (tty_slave >= 0) close(tty_slave);
+
+  /* Into the cgroups before the container runs anything of its own. */
+  char pid_text[32];
+  snprintf(pid_text, sizeof(pid_text), "%d", pid);
+  for (size_t i = 0; i < spec.ncgroups; i++) {
+    char procs[4200];
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", spec.cgroups[i]);
+    if (write_file(procs, pid_text) != 0) {
+      int saved = errno;
+      snprintf(err, sizeof(err), "add pid %d to %s: %s", pid, procs, strerror(saved));
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      report_error("cgroups", saved, err);
+      return 1;
+    }
+  }
+  if (write(sync_pipe[1], "g", 1) != 1) {
+    kill(pid, SIGKILL);
+  }
+  close(sync_pipe[1]);
+
+  char failure[1400];
+  ssize_t failure_length = 0, got;
+  while ((got = read(error_pipe[0], failure + failure_length, sizeof(failure) - 1 - (size_t)failure_length)) != 0) {
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    failure_length += got;
+    if ((size_t)failure_length >= sizeof(failure) - 1) break;
+  }
+  close(error_pipe[0]);
+  if (failure_length > 0) {
+    failure[failure_length] = '\0';
+    waitpid(pid, NULL, 0);
+    char message[1500];
+    snprintf(message, sizeof(message), "error\t%s\n", failure);
+    report(message);
+    return 1;
+  }
+
+  if (spec.pid_path) {
+    char text[64];
+    snprintf(text, sizeof(text), "%d\n", pid);
+    write_atomically(spec.pid_path, text);
+  }
+  char ok[64];
+  snprintf(ok, sizeof(ok), "ok\t%d\n", pid);
+  report(ok);
+  close(report_fd);
+  report_fd = -1;
+
+  struct stream streams[2];
+  memset(streams, 0, sizeof(streams));
+  streams[0].fd = spec.tty ? tty_master : out[0];
+  streams[0].name = "stdout";
+  streams[1].fd = spec.tty ? -1 : errs[0];
+  streams[1].name = "stderr";
+
+  int exited = 0, status = 0;
+  struct timespec exit_time = {0, 0};
+  long drain_deadline_ms = -1;
+  for (;;) {
+    struct pollfd fds[3] = {{signals, POLLIN, 0}, {streams[0].fd, POLLIN, 0}, {streams[1].fd, POLLIN, 0}};
+    int open_streams = (streams[0].fd >= 0) + (streams[1].fd >= 0);
+    if (exited && open_streams == 0) break;
+    int timeout = -1;
+    if (exited) {
+      struct timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long now_ms = now.tv_sec * 1000 + now.tv_nsec / 1000000;
+      if (drain_deadline_ms < 0) drain_deadline_ms = now_ms + 2000;
+      if (now_ms >= drain_deadline_ms) break; /* something the container left holds the pipe */
+      timeout = (int)(drain_deadline_ms - now_ms);
+    }
+    int ready = poll(fds, 3, timeout);
+    if (ready < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      struct signalfd_siginfo info;
+      while (read(signals, &info, sizeof(info)) == sizeof(info)) {
+        if (info.ssi_signo == SIGUSR1) open_log();
+      }
+      int child_status;
+      pid_t reaped;
+      while ((reaped = waitpid(-1, &child_status, WNOHANG)) > 0) {
+        if (reaped == pid) {
+          exited = 1;
+          status = child_status;
+          clock_gettime(CLOCK_REALTIME, &exit_time);
+        }
+      }
+    }
+    for (int i = 0; i < 2; i++) {
+      if (streams[i].fd < 0 || !(fds[i + 1].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char data[65536];
+      ssize_t count = read(streams[i].fd, data, sizeof(data));
+      if (count > 0) {
+        consume(&streams[i], data, (size_t)count);
+      } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
+        /* EOF (or EIO from a pty whose last writer is gone) */
+        flush_partial(&streams[i]);
+        close(streams[i].fd);
+        streams[i].fd = -1;
+      }
+    }
+  }
+  for (int i = 0; i < 2; i++) flush_partial(&streams[i]);
+
+  int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  int signal_number = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  char text[256];
+  snprintf(text, sizeof(text), "exit_code=%d\nsignal=%d\nfinished_at=%lld\n", exit_code, signal_number,
+           (long long)exit_time.tv_sec * 1000000000LL + exit_time.tv_nsec);
+  write_atomically(spec.exit_path, text);
+  return 0;
+}

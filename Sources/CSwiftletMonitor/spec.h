@@ -1,0 +1,88 @@
+/*
+ * The launch spec the agent writes for swiftlet-monitor: one directive per line, fields
+ * separated by tabs, with \t, \n and \\ escaped inside fields. Unknown directives are errors,
+ * so an agent and a monitor of different versions fail loudly rather than half-isolate.
+ */
+#ifndef SWIFTLET_MONITOR_SPEC_H
+#define SWIFTLET_MONITOR_SPEC_H
+
+#include <stddef.h>
+#include <sys/resource.h>
+
+#define SPEC_MAX_FIELDS 6
+
+struct spec_bind {
+  char *source;
+  char *target;     /* inside the rootfs */
+  int readonly;
+  int recursive_readonly;
+  unsigned long propagation; /* MS_PRIVATE, MS_SLAVE or MS_SHARED (with MS_REC) */
+};
+
+struct spec_rlimit {
+  int resource;
+  struct rlimit limit;
+};
+
+struct spec_join {
+  int nstype; /* CLONE_NEWNET, ... */
+  char *path;
+};
+
+struct spec_seccomp_rule {
+  unsigned int action; /* SCMP_ACT_* */
+  char *syscall;
+  /* argument comparisons, all of which must hold: index, op (SCMP_CMP_*), value, value2 */
+  size_t nargs;
+  unsigned int arg_index[6];
+  int arg_op[6];
+  unsigned long long arg_value[6];
+  unsigned long long arg_value2[6];
+};
+
+struct spec {
+  char *id;
+  char *rootfs;        /* NULL: run in the host's root (no pivot_root) */
+  int rootfs_readonly;
+  char **argv;
+  size_t argc;
+  char **env;
+  size_t envc;
+  char *cwd;
+  char *hostname;
+  unsigned int uid, gid;
+  unsigned int *groups;
+  size_t ngroups;
+  int clone_flags;     /* CLONE_NEW* the container gets */
+  struct spec_join *joins;
+  size_t njoins;
+  char **cgroups;      /* cgroup directories whose cgroup.procs get the container */
+  size_t ncgroups;
+  struct spec_bind *binds;
+  size_t nbinds;
+  char **masked;
+  size_t nmasked;
+  char **readonly_paths;
+  size_t nreadonly;
+  struct spec_rlimit *rlimits;
+  size_t nrlimits;
+  int caps_set;        /* capabilities given: keep exactly caps[] */
+  unsigned long long caps; /* bit mask of CAP_* */
+  int no_new_privs;
+  int oom_score_adj;
+  int has_oom_score_adj;
+  int seccomp;         /* a filter is given */
+  unsigned int seccomp_default;
+  struct spec_seccomp_rule *seccomp_rules;
+  size_t nseccomp_rules;
+  int tty;
+  char *log_path;      /* CRI log file; NULL: discard output */
+  char *exit_path;     /* where the exit status is written */
+  char *pid_path;      /* where the container's pid is written */
+  char *dev_mode;      /* "tmpfs" (default) or "host" (bind the host's /dev, privileged) */
+};
+
+/* Parses the spec at path; on error writes a message to err and returns -1. */
+int spec_load(const char *path, struct spec *spec, char *err, size_t errlen);
+
+#endif
