@@ -60,6 +60,14 @@ let package = Package(
             dependencies: ["CRI", "CRIProtobufC", "GRPCServer", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // MARK: Containers
+
+        /// The Mesos-style containerizer: a launcher (swiftlet-monitor per container) and
+        /// isolators (cgroups v1/v2, namespaces, filesystem), checkpointing and recovery.
+        .target(name: "Containerizer", dependencies: ["CSwiftletSyscalls"]),
+        /// The few system calls Swift cannot reach directly (pidfd_open, pipe2).
+        .target(name: "CSwiftletSyscalls"),
+
         // MARK: Agent
 
         /// Swiftlet's configuration: defaults, the YAML config file, validation.
@@ -69,12 +77,12 @@ let package = Package(
         /// The CRI runtime and image services: what each method means on this node.
         .target(
             name: "SwiftletRuntime",
-            dependencies: ["CRI", "SwiftletConfig", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CRI", "Containerizer", "SwiftletConfig", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "swiftlet",
             dependencies: [
-                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging",
+                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging", "Containerizer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -85,6 +93,7 @@ let package = Package(
         .testTarget(name: "CRIProtobufCTests", dependencies: ["CRI", "CRIProtobufC"]),
         .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient"]),
         .testTarget(name: "SwiftletConfigTests", dependencies: ["SwiftletConfig"]),
+        .testTarget(name: "ContainerizerTests", dependencies: ["Containerizer"]),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",

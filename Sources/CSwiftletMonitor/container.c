@@ -28,9 +28,10 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-extern char **environ;
 
 static int error_fd = -1;
+
+static void exec_command(const struct spec *spec) __attribute__((noreturn));
 
 /* Reports a failure to the monitor and exits the child. */
 static void __attribute__((noreturn, format(printf, 3, 4)))
@@ -358,8 +359,38 @@ void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[
   if (spec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs", errno, "prctl: %s", strerror(errno));
   if (spec->seccomp && spec->no_new_privs) apply_seccomp(spec);
 
-  environ = spec->env;
-  execvp(spec->argv[0], spec->argv);
-  int saved = errno;
-  die("exec", saved, "exec %s: %s", spec->argv[0], strerror(saved));
+  exec_command(spec);
+}
+
+/* execve with the PATH of the container's environment, like runc (not execvp: glibc's execvp
+   runs a file the kernel refuses with ENOEXEC as a shell script, hiding "exec format error"). */
+static void exec_command(const struct spec *spec) {
+  const char *command = spec->argv[0];
+  if (strchr(command, '/')) {
+    execve(command, spec->argv, spec->env);
+    int saved = errno;
+    die("exec", saved, "exec %s: %s", command, strerror(saved));
+  }
+  const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (size_t i = 0; i < spec->envc; i++) {
+    if (strncmp(spec->env[i], "PATH=", 5) == 0) path = spec->env[i] + 5;
+  }
+  int denied = 0;
+  char candidate[4096];
+  for (const char *start = path;; ) {
+    const char *end = strchr(start, ':');
+    size_t length = end ? (size_t)(end - start) : strlen(start);
+    snprintf(candidate, sizeof(candidate), "%.*s/%s", (int)length, length ? start : ".", command);
+    execve(candidate, spec->argv, spec->env);
+    if (errno == EACCES) {
+      denied = 1;
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      int saved = errno;
+      die("exec", saved, "exec %s (%s): %s", command, candidate, strerror(saved));
+    }
+    if (!end) break;
+    start = end + 1;
+  }
+  int code = denied ? EACCES : ENOENT;
+  die("exec", code, "exec %s: %s in PATH %s", command, strerror(code), path);
 }

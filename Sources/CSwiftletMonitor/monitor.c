@@ -5,7 +5,7 @@
  *
  * It detaches from the agent (fork, setsid), so containers outlive an agent restart; clones
  * the container into its namespaces; places it in its cgroups before it runs a single
- * instruction of its own; reports "ok\t<pid>" or "error\t<stage>\t<errno>\t<detail>" on
+ * instruction of its own; reports "ok\t<pid>\t<monitor pid>" or "error\t<stage>\t<errno>\t<detail>" on
  * REPORT_FD; then copies the container's output into the CRI log file
  * ("<RFC3339Nano> stdout|stderr P|F <text>", lines split at 16 KiB with P) and, when the
  * container exits, writes its exit status atomically and exits. SIGUSR1 reopens the log
@@ -330,7 +330,7 @@ int main(int argc, char **argv) {
     write_atomically(spec.pid_path, text);
   }
   char ok[64];
-  snprintf(ok, sizeof(ok), "ok\t%d\n", pid);
+  snprintf(ok, sizeof(ok), "ok\t%d\t%d\n", pid, getpid());
   report(ok);
   close(report_fd);
   report_fd = -1;

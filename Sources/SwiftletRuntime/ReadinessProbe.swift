@@ -1,3 +1,4 @@
+import Containerizer
 import Foundation
 import Synchronization
 import SwiftletConfig
@@ -118,22 +119,7 @@ public final class ReadinessProbe: Sendable {
         return Readiness(ready: false, reason: "NetworkPluginNotReady", message: "cni plugin not initialized: \(detail)")
     }
 
-    /// A whole file (procfs too, whose files report size 0), or nil if it cannot be read.
     static func read(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[0..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        CgroupLayout.readFile(path)
     }
 }

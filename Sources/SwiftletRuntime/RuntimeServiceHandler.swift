@@ -1,4 +1,5 @@
 import CRI
+import Containerizer
 import Foundation
 import Logging
 import Synchronization

@@ -52,6 +52,17 @@ public struct CgroupLayout: Sendable, Equatable, Codable {
         return layout
     }
 
+    /// This machine's layout, from /proc/self/mountinfo.
+    public static func current() -> CgroupLayout {
+        parse(mountinfo: readFile("/proc/self/mountinfo") ?? "", readFile: readFile)
+    }
+
+    /// A whole file (procfs too, whose files report size 0), or nil if it cannot be read.
+    public static func readFile(_ path: String) -> String? {
+        try? CgroupFiles.read(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]),
+                              String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...]))
+    }
+
     private static let knownV1Controllers: Set<String> = [
         "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls", "blkio", "perf_event",
         "net_prio", "hugetlb", "pids", "rdma", "misc",

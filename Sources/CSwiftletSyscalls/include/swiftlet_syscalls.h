@@ -1,0 +1,14 @@
+/* System calls Swift cannot call directly (variadic syscall(2), _GNU_SOURCE-only
+   declarations), for the Containerizer target. */
+#ifndef SWIFTLET_SYSCALLS_H
+#define SWIFTLET_SYSCALLS_H
+
+#include <sys/types.h>
+
+/* pidfd_open(2): a file descriptor that becomes readable when pid exits; -1 and errno. */
+int swl_pidfd_open(pid_t pid);
+
+/* pipe2(2) with O_CLOEXEC; -1 and errno. */
+int swl_pipe_cloexec(int fds[2]);
+
+#endif

@@ -1,0 +1,10 @@
+#define _GNU_SOURCE 1
+#include "swiftlet_syscalls.h"
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int swl_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+
+int swl_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -1,0 +1,127 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A container cgroup on cgroup v1: `<mount of controller>/<root>/<id>` for each controller.
+public struct CgroupV1: ContainerCgroup {
+    /// Controller name -> this container's directory under it.
+    public let paths: [String: String]
+
+    /// The controllers a container cgroup uses on v1, where mounted.
+    public static let controllers = ["cpu", "cpuacct", "memory", "pids", "cpuset", "hugetlb", "freezer", "devices"]
+
+    /// The devices a container may use (runc's default allow-list): the standard nodes, ptys,
+    /// and mknod of anything (creating a node is not opening it).
+    static let allowedDevices = [
+        "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
+        "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
+    ]
+
+    public init(layout: CgroupLayout, root: String, id: String) {
+        var paths: [String: String] = [:]
+        for controller in Self.controllers {
+            if let mount = layout.v1[controller] { paths[controller] = "\(mount)/\(root)/\(id)" }
+        }
+        self.paths = paths
+    }
+
+    public var directories: [String] { Array(Set(paths.values)).sorted() }
+
+    public func create() throws(ContainerizerError) {
+        for directory in directories {
+            let created = try CgroupFiles.makeDirectories(directory)
+            // cpuset directories start empty and refuse processes until cpus/mems are set:
+            // copy them down from the parent, level by level.
+            if directory == paths["cpuset"] {
+                for level in created {
+                    let parent = String(level[..<level.lastIndex(of: "/")!])
+                    for file in ["cpuset.cpus", "cpuset.mems"] {
+                        try CgroupFiles.write(level, file, try CgroupFiles.read(parent, file).trimmingCharacters(in: "\n "))
+                    }
+                }
+            }
+        }
+        if let devices = paths["devices"] {
+            try CgroupFiles.write(devices, "devices.deny", "a")
+            for rule in Self.allowedDevices { try CgroupFiles.write(devices, "devices.allow", rule) }
+        }
+    }
+
+    public func apply(_ limits: ResourceLimits, to controllers: Controllers) throws(ContainerizerError) {
+        if controllers.contains(.cpu), let cpu = paths["cpu"] {
+            if limits.cpuShares > 0 { try CgroupFiles.write(cpu, "cpu.shares", String(limits.cpuShares)) }
+            if limits.cpuPeriod > 0 { try CgroupFiles.write(cpu, "cpu.cfs_period_us", String(limits.cpuPeriod)) }
+            try CgroupFiles.write(cpu, "cpu.cfs_quota_us", String(limits.cpuQuota > 0 ? limits.cpuQuota : -1))
+        }
+        if controllers.contains(.memory), let memory = paths["memory"] {
+            let limit = limits.memoryLimitBytes > 0 ? limits.memoryLimitBytes : -1
+            // memory+swap must never be below memory: order the writes by direction.
+            let hasSwapAccounting = CgroupFiles.exists(memory + "/memory.memsw.limit_in_bytes")
+            let current = (try? CgroupFiles.readInt(memory, "memory.limit_in_bytes")) ?? Int64.max
+            let growing = limit == -1 || limit > current
+            if hasSwapAccounting && growing { try CgroupFiles.write(memory, "memory.memsw.limit_in_bytes", String(limit)) }
+            try CgroupFiles.write(memory, "memory.limit_in_bytes", String(limit))
+            if hasSwapAccounting && !growing { try CgroupFiles.write(memory, "memory.memsw.limit_in_bytes", String(limit)) }
+        }
+        if controllers.contains(.pids), let pids = paths["pids"] {
+            try CgroupFiles.write(pids, "pids.max", limits.pidsLimit > 0 ? String(limits.pidsLimit) : "max")
+        }
+        if controllers.contains(.cpuset), let cpuset = paths["cpuset"] {
+            if !limits.cpusetCpus.isEmpty { try CgroupFiles.write(cpuset, "cpuset.cpus", limits.cpusetCpus) }
+            if !limits.cpusetMems.isEmpty { try CgroupFiles.write(cpuset, "cpuset.mems", limits.cpusetMems) }
+        }
+        if controllers.contains(.hugetlb), let hugetlb = paths["hugetlb"] {
+            for (size, bytes) in limits.hugepageLimits.sorted(by: { $0.key < $1.key }) {
+                try CgroupFiles.write(hugetlb, "hugetlb.\(size).limit_in_bytes", String(bytes))
+            }
+        }
+    }
+
+    public func usage() throws(ContainerizerError) -> CgroupUsage {
+        var usage = CgroupUsage()
+        if let cpuacct = paths["cpuacct"] {
+            usage.cpuNanoseconds = UInt64(max(0, try CgroupFiles.readInt(cpuacct, "cpuacct.usage")))
+        }
+        if let memory = paths["memory"] {
+            let used = UInt64(max(0, try CgroupFiles.readInt(memory, "memory.usage_in_bytes")))
+            let stat = try CgroupFiles.readKeyed(memory, "memory.stat")
+            let inactive = UInt64(max(0, stat["total_inactive_file"] ?? stat["inactive_file"] ?? 0))
+            usage.memoryUsageBytes = used
+            usage.memoryWorkingSetBytes = used > inactive ? used - inactive : 0
+            usage.oomKills = UInt64(max(0, (try? CgroupFiles.readKeyed(memory, "memory.oom_control"))?["oom_kill"] ?? 0))
+        }
+        if let pids = paths["pids"] {
+            usage.pids = UInt64(max(0, try CgroupFiles.readInt(pids, "pids.current")))
+        }
+        return usage
+    }
+
+    public func processes() -> [Int32] {
+        Array(Set(directories.flatMap { CgroupFiles.processes($0) })).sorted()
+    }
+
+    /// Freezes the cgroup so nothing forks away, SIGKILLs every process, thaws, and waits for
+    /// the cgroup to empty.
+    public func killAll() throws(ContainerizerError) {
+        let freezer = paths["freezer"]
+        if let freezer {
+            try CgroupFiles.write(freezer, "freezer.state", "FROZEN")
+            for _ in 0..<1000 {
+                if (try? CgroupFiles.read(freezer, "freezer.state"))?.hasPrefix("FROZEN") == true { break }
+                usleep(1000)
+            }
+        }
+        for pid in processes() { kill(pid, SIGKILL) }
+        if let freezer { try CgroupFiles.write(freezer, "freezer.state", "THAWED") }
+        for _ in 0..<1000 {
+            if processes().isEmpty { return }
+            for pid in processes() { kill(pid, SIGKILL) }
+            usleep(2000)
+        }
+        throw ContainerizerError(.cgroup, context: directories.first ?? "", detail: "processes remain after SIGKILL")
+    }
+
+    public func destroy() throws(ContainerizerError) {
+        for directory in directories { try CgroupFiles.remove(directory) }
+    }
+}

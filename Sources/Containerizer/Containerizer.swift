@@ -1,0 +1,414 @@
+import CSwiftletSyscalls
+import Dispatch
+import Foundation
+import Synchronization
+
+/// A container's lifecycle state.
+public enum ContainerState: String, Sendable, Codable {
+    case running, exited
+}
+
+/// How a container ended.
+public struct ExitStatus: Sendable, Equatable, Codable {
+    /// The exit code, or 128 + the signal that killed it.
+    public var exitCode: Int32
+    /// The signal that killed it, 0 if it exited.
+    public var signal: Int32
+    /// When, in nanoseconds since the epoch.
+    public var finishedAt: Int64
+    /// `Completed`, `Error`, `OOMKilled`, or `Lost` (its monitor vanished without a record).
+    public var reason: String
+}
+
+/// What the containerizer knows of one container.
+public struct ContainerInfo: Sendable, Equatable, Codable {
+    public var id: String
+    public var pid: Int32
+    public var monitorPid: Int32
+    public var monitorStartTime: UInt64
+    /// Nanoseconds since the epoch.
+    public var createdAt: Int64
+    public var startedAt: Int64
+    public var state: ContainerState
+    public var exit: ExitStatus?
+    public var labels: [String: String]
+    public var logPath: String?
+}
+
+/// Runs and isolates containers the way the Mesos containerizer does: a launcher (here the
+/// `swiftlet-monitor` process per container) and isolators with the recover / prepare /
+/// isolate / update / usage / cleanup hooks. State is checkpointed under `stateRoot`, so a new
+/// Containerizer over the same state (after the agent restarts, even after `kill -9`) recovers
+/// every container, and those that ended meanwhile report their real exit.
+public final class Containerizer: Sendable {
+    public let stateRoot: String
+    /// The cgroup under each hierarchy that holds the containers (Mesos' `--cgroups_root`).
+    public let cgroupsRoot: String
+    public let layout: CgroupLayout
+    private let isolators: [any Isolator]
+    private let launcher: Launcher
+    private let cgroupVersion: CgroupVersion
+
+    /// Which cgroup version containers get.
+    public enum CgroupVersion: String, Sendable {
+        /// v1 controllers (this fleet's machines are hybrid: v1 has cpu, memory and pids).
+        case v1
+        /// The unified hierarchy, where it offers cpu, memory and pids.
+        case v2
+    }
+
+    private struct Entry: Sendable {
+        var info: ContainerInfo
+        var config: ContainerConfig
+        var waiters: [CheckedContinuation<ExitStatus, Never>] = []
+        var watch: ExitWatch?
+    }
+
+    private let entries = Mutex<[String: Entry]>([:])
+    /// Called with every exit as it is recorded (the CRI's container events).
+    private let onExit: (@Sendable (ContainerInfo) -> Void)?
+
+    /// - Parameters:
+    ///   - isolation: isolator names (`--isolation`), Isolators.defaultNames by default.
+    ///   - layout: the machine's cgroup hierarchies (read from /proc/self/mountinfo by default).
+    public init(
+        stateRoot: String, cgroupsRoot: String = "swiftlet", isolation: [String] = Isolators.defaultNames,
+        monitorPath: String = Launcher.defaultMonitorPath(), layout: CgroupLayout? = nil,
+        onExit: (@Sendable (ContainerInfo) -> Void)? = nil
+    ) throws(ContainerizerError) {
+        self.stateRoot = stateRoot
+        self.cgroupsRoot = cgroupsRoot
+        let layout = layout ?? CgroupLayout.current()
+        self.layout = layout
+        self.isolators = try Isolators.named(isolation)
+        self.launcher = Launcher(monitorPath: monitorPath)
+        self.onExit = onExit
+        let v2Complete = ["cpu", "memory", "pids"].allSatisfy(layout.v2Controllers.contains)
+        self.cgroupVersion = layout.v2Mount != nil && v2Complete ? .v2 : .v1
+        guard cgroupsRoot.split(separator: "/").allSatisfy({ $0 != ".." && !$0.isEmpty }) || cgroupsRoot.isEmpty == false else {
+            throw ContainerizerError(.invalidArgument, context: "cgroups root \(cgroupsRoot)", detail: "must be a relative path without ..")
+        }
+    }
+
+    /// The cgroup of container `id`.
+    public func cgroup(for id: String) -> any ContainerCgroup {
+        switch cgroupVersion {
+        case .v1: CgroupV1(layout: layout, root: cgroupsRoot, id: id)
+        case .v2: CgroupV2(mount: layout.v2Mount!, root: cgroupsRoot, id: id, available: layout.v2Controllers)
+        }
+    }
+
+    static func validate(id: String) throws(ContainerizerError) {
+        let allowed = id.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." }
+        guard !id.isEmpty, id.count <= 128, allowed, id != ".", id != ".." else {
+            throw ContainerizerError(.invalidArgument, context: "container id \"\(id)\"",
+                                     detail: "use 1–128 letters, digits, '-', '_' or '.'")
+        }
+    }
+
+    /// Launches a container: checkpoint, cgroup, isolators' prepare, the monitor, isolate.
+    /// On any failure everything made so far is undone and the error names the stage.
+    @discardableResult
+    public func launch(id: String, config: ContainerConfig) throws(ContainerizerError) -> ContainerInfo {
+        try Self.validate(id: id)
+        let exists = entries.withLock { $0[id] != nil }
+        let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
+        guard !exists, access(checkpoint.directory, F_OK) != 0 else { throw ContainerizerError(.alreadyExists, context: id) }
+        let createdAt = Self.now()
+        try checkpoint.create()
+        let cgroup = cgroup(for: id)
+        let context = IsolationContext(id: id, config: config, cgroup: cgroup)
+        do {
+            try checkpoint.writeJSON("config.json", config)
+            try cgroup.create()
+            var spec = try baseSpec(id: id, config: config, checkpoint: checkpoint, cgroup: cgroup)
+            for isolator in isolators { try isolator.prepare(context, into: &spec) }
+            try checkpoint.write("launch.spec", spec.text)
+            let started = try launcher.launch(id: id, specPath: checkpoint.specPath)
+            let startTime = processStartTime(started.monitorPid) ?? 0
+            try checkpoint.write("monitor", "\(started.monitorPid) \(startTime)\n")
+            for isolator in isolators { try isolator.isolate(context, pid: started.pid) }
+            let info = ContainerInfo(id: id, pid: started.pid, monitorPid: started.monitorPid, monitorStartTime: startTime,
+                                     createdAt: createdAt, startedAt: Self.now(), state: .running, exit: nil,
+                                     labels: config.labels, logPath: config.logPath)
+            try checkpoint.writeJSON("status.json", info)
+            entries.withLock { $0[id] = Entry(info: info, config: config) }
+            watch(id)
+            return info
+        } catch {
+            try? cgroup.killAll()
+            for isolator in isolators.reversed() { try? isolator.cleanup(context) }
+            try? cgroup.destroy()
+            checkpoint.remove()
+            throw error
+        }
+    }
+
+    /// The monitor's spec before the isolators add theirs: process, user, security, I/O.
+    private func baseSpec(id: String, config: ContainerConfig, checkpoint: Checkpoint, cgroup: any ContainerCgroup) throws(ContainerizerError) -> LaunchSpec {
+        guard !config.args.isEmpty else {
+            throw ContainerizerError(.invalidArgument, context: "container \(id)", detail: "no command")
+        }
+        var spec = LaunchSpec()
+        spec.add("id", id)
+        for arg in config.args { spec.add("arg", arg) }
+        for variable in config.env { spec.add("env", variable) }
+        spec.add("cwd", config.workingDirectory.isEmpty ? "/" : config.workingDirectory)
+        if !config.hostname.isEmpty { spec.add("hostname", config.hostname) }
+        spec.add("user", String(config.user.uid), String(config.user.gid))
+        for gid in config.user.additionalGids { spec.add("group", String(gid)) }
+        for (name, mode) in [("net", config.namespaces.network), ("ipc", config.namespaces.ipc), ("uts", config.namespaces.uts)] {
+            switch mode {
+            case .new: spec.add("namespace", name)
+            case .host: break
+            case .join(let path): spec.add("join", name, path)
+            }
+        }
+        for directory in cgroup.directories { spec.add("cgroup", directory) }
+        let capabilities = config.privileged ? Capabilities.all : config.capabilities
+        spec.add("caps", String(capabilities.mask, radix: 16))
+        if config.noNewPrivileges { spec.add("no_new_privs", "1") }
+        if !config.privileged, let filter = try config.seccomp.filter(capabilities: capabilities) {
+            spec.add("seccomp_default", filter.defaultAction)
+            for rule in filter.rules {
+                spec.add("seccomp", fields: [rule.action, rule.syscall] + rule.args.flatMap {
+                    [String($0.0), $0.1, String($0.2), String($0.3)]
+                })
+            }
+        }
+        if let adjust = config.oomScoreAdj { spec.add("oom_score_adj", String(max(0, adjust))) }
+        for limit in config.rlimits {
+            spec.add("rlimit", limit.name, String(limit.soft), String(limit.hard))
+        }
+        if config.tty { spec.add("tty", "1") }
+        if let log = config.logPath { spec.add("log", log) }
+        spec.add("exit", checkpoint.exitPath)
+        spec.add("pid", checkpoint.pidPath)
+        return spec
+    }
+
+    // MARK: Exits
+
+    /// Watches the monitor's pidfd: it exits right after recording the container's exit.
+    private func watch(_ id: String) {
+        guard let info = entries.withLock({ $0[id]?.info }), info.state == .running else { return }
+        let watch = ExitWatch(pid: info.monitorPid) { [weak self] in self?.monitorExited(id) }
+        entries.withLock { $0[id]?.watch = watch }
+        watch.start()
+    }
+
+    private func monitorExited(_ id: String) {
+        guard let entry = entries.withLock({ $0[id] }), entry.info.state == .running else { return }
+        let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
+        let exitRecord = checkpoint.readExit()
+        var usage = CgroupUsage()
+        let context = IsolationContext(id: id, config: entry.config, cgroup: cgroup(for: id))
+        for isolator in isolators { try? isolator.usage(context, into: &usage) }
+        let status: ExitStatus
+        if let exitRecord {
+            let oom = exitRecord.signal == SIGKILL && usage.oomKills > 0
+            status = ExitStatus(exitCode: exitRecord.exitCode, signal: exitRecord.signal, finishedAt: exitRecord.finishedAt,
+                                reason: oom ? "OOMKilled" : exitRecord.exitCode == 0 ? "Completed" : "Error")
+        } else {
+            // The monitor died without a record (killed by hand): whatever still runs in the
+            // cgroup is unsupervised; stop it and say so.
+            try? context.cgroup.killAll()
+            status = ExitStatus(exitCode: 255, signal: 0, finishedAt: Self.now(), reason: "Lost")
+        }
+        record(exit: status, for: id)
+    }
+
+    private func record(exit status: ExitStatus, for id: String) {
+        let (info, waiters) = entries.withLock { entries -> (ContainerInfo?, [CheckedContinuation<ExitStatus, Never>]) in
+            guard var entry = entries[id] else { return (nil, []) }
+            entry.info.state = .exited
+            entry.info.exit = status
+            entry.watch = nil
+            let waiters = entry.waiters
+            entry.waiters = []
+            entries[id] = entry
+            return (entry.info, waiters)
+        }
+        guard let info else { return }
+        try? Checkpoint(stateRoot: stateRoot, id: id).writeJSON("status.json", info)
+        for waiter in waiters { waiter.resume(returning: status) }
+        onExit?(info)
+    }
+
+    // MARK: Operations
+
+    /// Waits for the container to exit.
+    public func wait(id: String) async throws(ContainerizerError) -> ExitStatus {
+        let known = entries.withLock { $0[id] != nil }
+        guard known else { throw ContainerizerError(.notFound, context: id) }
+        return await withCheckedContinuation { continuation in
+            let done = entries.withLock { entries -> ExitStatus? in
+                if let exit = entries[id]?.info.exit { return exit }
+                entries[id]?.waiters.append(continuation)
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+
+    /// Sends `signal` to the container's first process (SIGKILL kills the whole cgroup).
+    public func kill(id: String, signal: Int32 = SIGTERM) throws(ContainerizerError) {
+        guard let info = self.info(id: id) else { throw ContainerizerError(.notFound, context: id) }
+        guard info.state == .running else { return }
+        if signal == SIGKILL {
+            try cgroup(for: id).killAll()
+        } else if Glibc.kill(info.pid, signal) != 0 && errno != ESRCH {
+            throw ContainerizerError(.invalidArgument, context: "signal \(signal) to container \(id)", errno: errno)
+        }
+    }
+
+    /// Changes the limits of a running container.
+    public func update(id: String, resources: ResourceLimits) throws(ContainerizerError) {
+        guard var config = entries.withLock({ $0[id]?.config }) else { throw ContainerizerError(.notFound, context: id) }
+        let context = IsolationContext(id: id, config: config, cgroup: cgroup(for: id))
+        for isolator in isolators { try isolator.update(context, resources) }
+        config.resources = resources
+        try Checkpoint(stateRoot: stateRoot, id: id).writeJSON("config.json", config)
+        entries.withLock { $0[id]?.config = config }
+    }
+
+    /// CPU, memory (working set as the kubelet computes it), pids and OOM kills.
+    public func usage(id: String) throws(ContainerizerError) -> CgroupUsage {
+        guard let config = entries.withLock({ $0[id]?.config }) else { throw ContainerizerError(.notFound, context: id) }
+        var usage = CgroupUsage()
+        let context = IsolationContext(id: id, config: config, cgroup: cgroup(for: id))
+        for isolator in isolators { try isolator.usage(context, into: &usage) }
+        return usage
+    }
+
+    /// Kills what still runs, undoes every isolator, removes the cgroup and the checkpoint.
+    public func destroy(id: String) throws(ContainerizerError) {
+        guard let entry = entries.withLock({ $0[id] }) else { throw ContainerizerError(.notFound, context: id) }
+        let cgroup = cgroup(for: id)
+        try cgroup.killAll()
+        let context = IsolationContext(id: id, config: entry.config, cgroup: cgroup)
+        for isolator in isolators.reversed() { try isolator.cleanup(context) }
+        try cgroup.destroy()
+        entry.watch?.cancel()
+        let waiters = entries.withLock { entries -> [CheckedContinuation<ExitStatus, Never>] in
+            defer { entries[id] = nil }
+            return entries[id]?.waiters ?? []
+        }
+        let killed = ExitStatus(exitCode: 137, signal: SIGKILL, finishedAt: Self.now(), reason: "Error")
+        for waiter in waiters { waiter.resume(returning: killed) }
+        Checkpoint(stateRoot: stateRoot, id: id).remove()
+    }
+
+    public func info(id: String) -> ContainerInfo? {
+        entries.withLock { $0[id]?.info }
+    }
+
+    public func config(id: String) -> ContainerConfig? {
+        entries.withLock { $0[id]?.config }
+    }
+
+    /// Every container, by creation time.
+    public func list() -> [ContainerInfo] {
+        entries.withLock { $0.values.map(\.info) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }
+    }
+
+    // MARK: Recovery
+
+    /// What recovery found.
+    public struct RecoveryReport: Sendable, Equatable {
+        /// Still running, supervised again.
+        public var running: [String] = []
+        /// Ended while nobody watched, with their recorded exit.
+        public var exited: [String] = []
+        /// Half-created (no launch record): cleaned up.
+        public var removed: [String] = []
+    }
+
+    /// Reads every checkpoint under the state root: running containers are watched again,
+    /// those that ended meanwhile get their recorded exit, half-created ones are removed
+    /// (their processes killed, their cgroups deleted).
+    @discardableResult
+    public func recover() throws(ContainerizerError) -> RecoveryReport {
+        var report = RecoveryReport()
+        let directory = stateRoot + "/containers"
+        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        var recovered: [ContainerInfo] = []
+        for id in ids {
+            let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
+            guard let config = checkpoint.readJSON("config.json", as: ContainerConfig.self),
+                  var info = checkpoint.readJSON("status.json", as: ContainerInfo.self) else {
+                // Killed between creating the directory and finishing the launch.
+                let cgroup = cgroup(for: id)
+                try? cgroup.killAll()
+                try? cgroup.destroy()
+                checkpoint.remove()
+                report.removed.append(id)
+                continue
+            }
+            if info.state == .running {
+                let monitorAlive = processStartTime(info.monitorPid) == info.monitorStartTime && info.monitorStartTime != 0
+                if !monitorAlive {
+                    // It ended while the agent was away: the monitor recorded how.
+                    entries.withLock { $0[id] = Entry(info: info, config: config) }
+                    monitorExited(id)
+                    info = self.info(id: id) ?? info
+                    report.exited.append(id)
+                } else {
+                    entries.withLock { $0[id] = Entry(info: info, config: config) }
+                    watch(id)
+                    report.running.append(id)
+                }
+            } else {
+                entries.withLock { $0[id] = Entry(info: info, config: config) }
+                report.exited.append(id)
+            }
+            recovered.append(info)
+        }
+        for isolator in isolators { try isolator.recover(recovered) }
+        return report
+    }
+
+    static func now() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
+    }
+}
+
+/// Fires once when a process exits, through a pidfd (Linux 5.3+) on a dispatch source.
+final class ExitWatch: Sendable {
+    /// Dispatch sources are thread-safe but not marked Sendable.
+    private struct Source: @unchecked Sendable { let source: any DispatchSourceRead }
+    private let source: Mutex<Source?>
+    private let pidfd: Int32
+    private let handler: @Sendable () -> Void
+
+    init(pid: Int32, handler: @escaping @Sendable () -> Void) {
+        self.pidfd = swl_pidfd_open(pid)
+        self.handler = handler
+        self.source = Mutex(nil)
+    }
+
+    func start() {
+        guard pidfd >= 0 else {
+            // Already gone (ESRCH): report at once.
+            DispatchQueue.global().async { [handler] in handler() }
+            return
+        }
+        let source = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: .global())
+        let handler = self.handler
+        let fd = pidfd
+        source.setEventHandler { [weak self] in
+            self?.cancel()
+            handler()
+        }
+        source.setCancelHandler { close(fd) }
+        let box = Source(source: source)
+        self.source.withLock { $0 = box }
+        source.resume()
+    }
+
+    func cancel() {
+        source.withLock { $0?.source.cancel() }
+    }
+}

@@ -1,0 +1,99 @@
+import CSwiftletSyscalls
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts `swiftlet-monitor` for a container and reads its report.
+///
+/// The agent never forks Swift code: it `posix_spawn`s the monitor with the spec path and a
+/// report pipe on fd 3. The monitor detaches (the spawned process exits at once and is reaped
+/// here), clones the container, and reports `ok <pid> <monitor pid>` or
+/// `error <stage> <errno> <detail>` — exec format error, missing binary, permission denied,
+/// a mount that failed — before closing the pipe.
+public struct Launcher: Sendable {
+    /// The monitor executable.
+    public let monitorPath: String
+
+    public init(monitorPath: String) {
+        self.monitorPath = monitorPath
+    }
+
+    /// `swiftlet-monitor` next to the running executable (the agent's, or the test runner's).
+    public static func defaultMonitorPath() -> String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard length > 0 else { return "/usr/local/bin/swiftlet-monitor" }
+        let executable = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let directory = executable[..<(executable.lastIndex(of: "/") ?? executable.endIndex)]
+        return directory + "/swiftlet-monitor"
+    }
+
+    /// What the monitor reported.
+    public struct Started: Sendable, Equatable {
+        public var pid: Int32
+        public var monitorPid: Int32
+    }
+
+    /// Spawns the monitor on `specPath`; returns once the container runs or failed to.
+    public func launch(id: String, specPath: String) throws(ContainerizerError) -> Started {
+        var pipeEnds: [Int32] = [0, 0]
+        guard swl_pipe_cloexec(&pipeEnds) == 0 else {
+            throw ContainerizerError(.launch(stage: "monitor"), context: id, errno: errno, detail: "pipe: \(String(cString: strerror(errno)))")
+        }
+        defer { close(pipeEnds[0]) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 3)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The monitor must not inherit the agent's blocked signals or ignored SIGPIPE.
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = [monitorPath, specPath, "3"]
+        var cArgs = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArgs { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, monitorPath, &actions, &attributes, &cArgs, environ)
+        close(pipeEnds[1])
+        guard spawned == 0 else {
+            throw ContainerizerError(.launch(stage: "monitor"), context: id, errno: spawned,
+                                     detail: "spawn \(monitorPath): \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+
+        let report = Self.readAll(pipeEnds[0])
+        let fields = report.split(separator: "\n").first.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) } ?? []
+        if fields.count == 3, fields[0] == "ok", let child = Int32(fields[1]), let monitor = Int32(fields[2]) {
+            return Started(pid: child, monitorPid: monitor)
+        }
+        if fields.count >= 4, fields[0] == "error" {
+            let code = Int32(fields[2]) ?? 0
+            throw ContainerizerError(.launch(stage: fields[1]), context: id, errno: code == 0 ? nil : code,
+                                     detail: fields[3...].joined(separator: "\t"))
+        }
+        throw ContainerizerError(.launch(stage: "monitor"), context: id,
+                                 detail: "monitor exited \(status) without a report\(report.isEmpty ? "" : ": \(report)")")
+    }
+
+    static func readAll(_ fd: Int32) -> String {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            bytes.append(contentsOf: chunk[0..<count])
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
