@@ -299,6 +299,17 @@ public final class Containerizer: Sendable {
         Checkpoint(stateRoot: stateRoot, id: id).remove()
     }
 
+    /// Makes the monitor reopen the container's log file (after it was rotated).
+    public func reopenLog(id: String) throws(ContainerizerError) {
+        guard let info = self.info(id: id) else { throw ContainerizerError(.notFound, context: id) }
+        guard info.state == .running else {
+            throw ContainerizerError(.invalidArgument, context: "container \(id)", detail: "is not running")
+        }
+        guard processStartTime(info.monitorPid) == info.monitorStartTime, Glibc.kill(info.monitorPid, SIGUSR1) == 0 else {
+            throw ContainerizerError(.invalidArgument, context: "container \(id)", errno: errno, detail: "its monitor is gone")
+        }
+    }
+
     public func info(id: String) -> ContainerInfo? {
         entries.withLock { $0[id]?.info }
     }

@@ -22,6 +22,10 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     public var cniBinDirs: [String] = ["/usr/lib/cni", "/opt/cni/bin"]
     /// How long in-flight CRI calls may run after SIGTERM before they are cancelled.
     public var shutdownGracePeriod: GoDuration = GoDuration(seconds: 10)
+    /// The containerizer's isolators, as the Mesos agent's `--isolation` (comma-separated).
+    public var isolation: [String] = ["cgroups/cpu", "cgroups/mem", "cgroups/pids", "namespaces/pid", "filesystem/linux"]
+    /// The cgroup, under each hierarchy, that holds the containers (`--cgroups-root`).
+    public var cgroupsRoot: String = "swiftlet"
 
     /// The built-in defaults.
     public init() {}
@@ -42,6 +46,9 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         for path in cniBinDirs where !path.hasPrefix("/") {
             throw ConfigError(.invalidValue, key: "cniBinDirs", detail: "\"\(path)\" is not an absolute path")
         }
+        if cgroupsRoot.isEmpty || cgroupsRoot.hasPrefix("/") || cgroupsRoot.split(separator: "/").contains("..") {
+            throw ConfigError(.invalidValue, key: "cgroupsRoot", detail: "\"\(cgroupsRoot)\" must be a relative cgroup path without ..")
+        }
         if criSocket.utf8.count >= 108 {
             throw ConfigError(.invalidValue, key: "criSocket", detail: "a unix socket path must be shorter than 108 bytes")
         }
@@ -50,7 +57,7 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     /// The keys the config file accepts.
     public static let keys: Set<String> = [
         "criSocket", "root", "state", "logLevel", "logFormat", "cgroupDriver", "cniConfDir",
-        "cniBinDirs", "shutdownGracePeriod",
+        "cniBinDirs", "shutdownGracePeriod", "isolation", "cgroupsRoot",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -66,6 +73,8 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         cniBinDirs = try container.decodeIfPresent([String].self, forKey: .cniBinDirs) ?? defaults.cniBinDirs
         shutdownGracePeriod = try container.decodeIfPresent(GoDuration.self, forKey: .shutdownGracePeriod)
             ?? defaults.shutdownGracePeriod
+        isolation = try container.decodeIfPresent([String].self, forKey: .isolation) ?? defaults.isolation
+        cgroupsRoot = try container.decodeIfPresent(String.self, forKey: .cgroupsRoot) ?? defaults.cgroupsRoot
     }
 }
 
