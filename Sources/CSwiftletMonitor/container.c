@@ -24,6 +24,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -290,7 +291,42 @@ static void apply_capabilities(const struct spec *spec) {
   if (syscall(SYS_capset, &header, data) != 0) die("capabilities", errno, "capset: %s", strerror(errno));
 }
 
-void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int tty_slave) {
+/* Opens a pty in the container's own devpts and sends the master to the monitor over the
+   console socket (SCM_RIGHTS); returns the slave. */
+static int open_console(int console_socket) {
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) die("tty", errno, "open /dev/ptmx: %s", strerror(errno));
+  char name[128];
+  if (ptsname_r(master, name, sizeof(name)) != 0) die("tty", errno, "ptsname: %s", strerror(errno));
+  int slave = open(name, O_RDWR | O_NOCTTY);
+  if (slave < 0) die("tty", errno, "open %s: %s", name, strerror(errno));
+  /* /dev/console is the container's pty, as runc makes it. */
+  int console = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (console >= 0) {
+    close(console);
+    if (mount(name, "/dev/console", NULL, MS_BIND, NULL) != 0) die("tty", errno, "bind %s to /dev/console: %s", name, strerror(errno));
+  }
+  char byte = 't';
+  struct iovec iov = {&byte, 1};
+  char control[CMSG_SPACE(sizeof(int))];
+  memset(control, 0, sizeof(control));
+  struct msghdr message = {0};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(header), &master, sizeof(int));
+  if (sendmsg(console_socket, &message, 0) != 1) die("tty", errno, "send the pty to the monitor: %s", strerror(errno));
+  close(master);
+  close(console_socket);
+  return slave;
+}
+
+void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int console_socket) {
   error_fd = err_fd;
   /* Wait until the monitor has put this process into its cgroups. */
   char go;
@@ -336,7 +372,9 @@ void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[
     }
   }
   if (spec->tty) {
-    if (ioctl(tty_slave, TIOCSCTTY, 0) != 0) die("tty", errno, "TIOCSCTTY: %s", strerror(errno));
+    int slave = open_console(console_socket);
+    if (ioctl(slave, TIOCSCTTY, 0) != 0) die("tty", errno, "TIOCSCTTY: %s", strerror(errno));
+    stdio[0] = stdio[1] = stdio[2] = slave;
   }
   for (int i = 0; i < 3; i++) {
     if (stdio[i] >= 0 && dup2(stdio[i], i) != i) die("stdio", errno, "dup2: %s", strerror(errno));

@@ -4,8 +4,9 @@
 #include "spec.h"
 
 /* The cloned child: waits for the monitor's go on sync_fd, sets up isolation and execs.
-   Failures go to err_fd as "<stage>\t<errno>\t<detail>". Never returns. */
-void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int tty_slave)
+   Failures go to err_fd as "<stage>\t<errno>\t<detail>". With a tty, the pty is opened in
+   the container's devpts and its master sent back on console_socket. Never returns. */
+void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int console_socket)
     __attribute__((noreturn));
 
 #endif

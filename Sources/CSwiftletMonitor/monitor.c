@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -158,13 +159,26 @@ static void flush_partial(struct stream *stream) {
 
 /* ---- the monitor ---------------------------------------------------------------------- */
 
-static int open_tty(int *master, int *slave) {
-  *master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-  if (*master < 0 || grantpt(*master) != 0 || unlockpt(*master) != 0) return -1;
-  char name[128];
-  if (ptsname_r(*master, name, sizeof(name)) != 0) return -1;
-  *slave = open(name, O_RDWR | O_NOCTTY);
-  return *slave < 0 ? -1 : 0;
+/* Receives the pty master the container sends (SCM_RIGHTS); -1 if it sent none. */
+static int receive_console(int console_socket) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr message = {0};
+  message.msg_iov = &iov;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof(control);
+  ssize_t got;
+  do {
+    got = recvmsg(console_socket, &message, MSG_CMSG_CLOEXEC);
+  } while (got < 0 && errno == EINTR);
+  if (got != 1) return -1;
+  struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+  if (header == NULL || header->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(header), sizeof(int));
+  return fd;
 }
 
 static int write_file(const char *path, const char *text) {
@@ -225,14 +239,13 @@ int main(int argc, char **argv) {
   log_path = spec.log_path;
   open_log();
 
-  int out[2] = {-1, -1}, errs[2] = {-1, -1}, tty_master = -1, tty_slave = -1;
+  int out[2] = {-1, -1}, errs[2] = {-1, -1}, tty_master = -1, console[2] = {-1, -1};
   int child_stdio[3] = {devnull, -1, -1};
   if (spec.tty) {
-    if (open_tty(&tty_master, &tty_slave) != 0) {
-      report_error("tty", errno, "cannot allocate a pty");
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, console) != 0) {
+      report_error("tty", errno, "socketpair");
       return 1;
     }
-    child_stdio[0] = child_stdio[1] = child_stdio[2] = tty_slave;
   } else {
     if (pipe2(out, O_CLOEXEC) != 0 || pipe2(errs, O_CLOEXEC) != 0) {
       report_error("stdio", errno, "pipe");
@@ -276,13 +289,14 @@ int main(int argc, char **argv) {
     signal(SIGHUP, SIG_DFL);
     close(sync_pipe[1]);
     close(error_pipe[0]);
-    container_main(&spec, sync_pipe[0], error_pipe[1], child_stdio, tty_slave);
+    if (console[0] >= 0) close(console[0]);
+    container_main(&spec, sync_pipe[0], error_pipe[1], child_stdio, console[1]);
   }
   close(sync_pipe[0]);
   close(error_pipe[1]);
   if (out[1] >= 0) close(out[1]);
   if (errs[1] >= 0) close(errs[1]);
-  if (tty_slave >= 0) close(tty_slave);
+  if (console[1] >= 0) close(console[1]);
 
   /* Into the cgroups before the container runs anything of its own. */
   char pid_text[32];
@@ -303,6 +317,10 @@ int main(int argc, char **argv) {
     kill(pid, SIGKILL);
   }
   close(sync_pipe[1]);
+  if (spec.tty) {
+    tty_master = receive_console(console[0]); /* -1 if the container failed before it */
+    close(console[0]);
+  }
 
   char failure[1400];
   ssize_t failure_length = 0, got;

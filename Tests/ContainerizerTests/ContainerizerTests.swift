@@ -164,6 +164,44 @@ struct ContainerizerTests {
         #expect(!readFile("/proc/self/mountinfo").contains(" /etc "))
     }
 
+    @Test("a tty container gets a pty; user, groups, rlimits and a read-only rootfs apply")
+    func processSettings() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        var config = test.config("tty; id; ulimit -n; touch /x 2>/dev/null && echo rw || echo ro")
+        config.tty = true
+        config.user = .init(uid: 65534, gid: 65534, additionalGids: [10, 20])
+        config.rlimits = [.init(name: "NOFILE", soft: 333, hard: 444)]
+        config.readonlyRootfs = true
+        config.logPath = test.tree.path + "/tty.log"
+        try test.containerizer.launch(id: "tty", config: config)
+        #expect(try await test.containerizer.wait(id: "tty").exitCode == 0)
+        let lines = readFile(test.tree.path + "/tty.log").split(separator: "\n").map { $0.split(separator: " ", maxSplits: 3).last.map(String.init) ?? "" }
+        #expect(lines.first?.hasPrefix("/dev/pts/") == true)
+        #expect(lines.contains { $0.hasPrefix("uid=65534(nobody) gid=65534(nogroup) groups=") && $0.contains("10") && $0.contains("20") })
+        #expect(lines.contains("333"))
+        #expect(lines.contains("ro"))
+    }
+
+    @Test("joining another container's network namespace by path; ReopenContainerLog after rotation")
+    func joinAndReopen() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        let first = try test.containerizer.launch(id: "netowner", config: test.config("sleep 60"))
+        var config = test.config("while true; do readlink /proc/self/ns/net; sleep 0.1; done")
+        config.namespaces.network = .join("/proc/\(first.pid)/ns/net")
+        config.logPath = test.tree.path + "/join.log"
+        try test.containerizer.launch(id: "joiner", config: config)
+        try await Task.sleep(for: .milliseconds(300))
+        let owner = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(first.pid)/ns/net")
+        #expect(readFile(test.tree.path + "/join.log").contains("F \(owner)"))
+        // Rotate: the monitor keeps writing the old file until told to reopen.
+        try FileManager.default.moveItem(atPath: test.tree.path + "/join.log", toPath: test.tree.path + "/join.log.1")
+        try test.containerizer.reopenLog(id: "joiner")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(readFile(test.tree.path + "/join.log").contains("F \(owner)"))
+    }
+
     @Test("a new containerizer over the same state recovers 20 containers, those that exited meanwhile with their codes")
     func recovery() async throws {
         let test = try TestContainerizer()

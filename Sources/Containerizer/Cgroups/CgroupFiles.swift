@@ -6,7 +6,8 @@ import Glibc
 enum CgroupFiles {
     static func write(_ directory: String, _ file: String, _ value: String) throws(ContainerizerError) {
         let path = directory + "/" + file
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        // O_TRUNC is ignored by cgroupfs and keeps file trees (tests) exact.
+        let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { throw .cgroup(path, "open") }
         defer { close(fd) }
         var text = value
