@@ -2,12 +2,15 @@
 # Installs what Swiftlet builds and tests with, from Debian's archive and PyPI only.
 #   build:  libgrpc-dev (the gRPC C core), libprotobuf-c-dev, pkg-config
 #   codegen: protobuf-c-compiler, protobuf-compiler
-#   tests:  a Python venv (.venv) with grpcio, grpcio-tools and pytest
+#   containers: libseccomp-dev (seccomp filters in swiftlet-monitor)
+#   tests:  busybox-static (the test containers' root filesystem), a Python venv (.venv) with
+#           grpcio, grpcio-tools and pytest
 # Swift itself (6.x) is expected at /opt/swift or on PATH.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv)
+packages=(libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv
+          libseccomp-dev busybox-static)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

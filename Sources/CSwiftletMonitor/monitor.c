@@ -3,7 +3,7 @@
  *
  *   swiftlet-monitor SPEC REPORT_FD
  *
- * It detaches from the agent (fork, setsid), so containers outlive an agent restart; clones
+ * It starts its own session, so containers outlive an agent restart; clones
  * the container into its namespaces; places it in its cgroups before it runs a single
  * instruction of its own; reports "ok\t<pid>\t<monitor pid>" or "error\t<stage>\t<errno>\t<detail>" on
  * REPORT_FD; then copies the container's output into the CRI log file
@@ -208,13 +208,8 @@ int main(int argc, char **argv) {
     return 1;
   }
 
-  /* Detach: the agent reaps the parent at once; the monitor is adopted by init. */
-  pid_t detached = fork();
-  if (detached < 0) {
-    report_error("monitor", errno, "fork");
-    return 1;
-  }
-  if (detached > 0) _exit(0);
+  /* Its own session: a signal to the agent's process group does not reach it, and it goes on
+     (adopted by init) if the agent exits; while the agent runs, the agent reaps it. */
   setsid();
   prctl(PR_SET_NAME, "swiftlet-mon", 0, 0, 0);
   prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

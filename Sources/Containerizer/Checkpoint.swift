@@ -21,13 +21,44 @@ struct Checkpoint: Sendable {
     var exitPath: String { directory + "/exit" }
     var pidPath: String { directory + "/pid" }
 
-    func create() throws(ContainerizerError) {
+    /// Creates the directory holding an exclusive lock (`lock`, flock) for the launch: it is
+    /// made under a hidden name, locked, then renamed into place, so recovery in another
+    /// process never sees it unlocked before the launch finishes or its process dies.
+    /// Returns the lock's file descriptor; closing it ends the launch's claim.
+    func createLocked() throws(ContainerizerError) -> Int32 {
+        let parent = String(directory[..<directory.lastIndex(of: "/")!])
+        let id = String(directory[directory.index(after: directory.lastIndex(of: "/")!)...])
+        let staging = "\(parent)/.launching-\(id)-\(getpid())"
         do {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         } catch {
-            throw ContainerizerError(.checkpoint, context: directory, detail: "\(error)")
+            throw ContainerizerError(.checkpoint, context: parent, detail: "\(error)")
         }
+        guard mkdir(staging, 0o700) == 0 else { throw ContainerizerError(.checkpoint, context: staging, errno: errno) }
+        let fd = open(staging + "/lock", O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0, flock(fd, LOCK_EX) == 0 else {
+            let code = errno
+            rmdir(staging)
+            throw ContainerizerError(.checkpoint, context: staging, errno: code)
+        }
+        guard rename(staging, directory) == 0 else {
+            let code = errno
+            close(fd)
+            unlink(staging + "/lock")
+            rmdir(staging)
+            if code == EEXIST || code == ENOTEMPTY { throw ContainerizerError(.alreadyExists, context: id) }
+            throw ContainerizerError(.checkpoint, context: directory, errno: code)
+        }
+        return fd
+    }
+
+    /// Whether a launch in some live process still holds this container's lock.
+    static func isLaunching(_ directory: String) -> Bool {
+        let fd = open(directory + "/lock", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        return flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK
     }
 
     func write(_ name: String, _ text: String) throws(ContainerizerError) {
@@ -85,13 +116,13 @@ struct Checkpoint: Sendable {
 }
 
 /// A process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with the
-/// pid, it names one process even after pids wrap.
+/// pid, it names one process even after pids wrap. Nil for a process that is gone or a zombie
+/// (an exited monitor whose new parent has not reaped it yet is not alive).
 func processStartTime(_ pid: Int32) -> UInt64? {
-    guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
-    let text = String(decoding: data, as: UTF8.self)
+    guard let text = CgroupLayout.readFile("/proc/\(pid)/stat") else { return nil }
     guard let close = text.lastIndex(of: ")") else { return nil }
     let fields = text[text.index(after: close)...].split(separator: " ")
     // fields[0] is the state (field 3); the start time is field 22.
-    guard fields.count > 19 else { return nil }
+    guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
     return UInt64(fields[19])
 }

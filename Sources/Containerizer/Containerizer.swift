@@ -115,7 +115,8 @@ public final class Containerizer: Sendable {
         let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
         guard !exists, access(checkpoint.directory, F_OK) != 0 else { throw ContainerizerError(.alreadyExists, context: id) }
         let createdAt = Self.now()
-        try checkpoint.create()
+        let launchLock = try checkpoint.createLocked()
+        defer { close(launchLock) }
         let cgroup = cgroup(for: id)
         let context = IsolationContext(id: id, config: config, cgroup: cgroup)
         do {
@@ -283,19 +284,30 @@ public final class Containerizer: Sendable {
 
     /// Kills what still runs, undoes every isolator, removes the cgroup and the checkpoint.
     public func destroy(id: String) throws(ContainerizerError) {
-        guard let entry = entries.withLock({ $0[id] }) else { throw ContainerizerError(.notFound, context: id) }
-        let cgroup = cgroup(for: id)
-        try cgroup.killAll()
-        let context = IsolationContext(id: id, config: entry.config, cgroup: cgroup)
-        for isolator in isolators.reversed() { try isolator.cleanup(context) }
-        try cgroup.destroy()
+        // Taken out of the table first, so the exit its killing causes is not recorded into a
+        // checkpoint that is being removed.
+        guard let entry = entries.withLock({ $0.removeValue(forKey: id) }) else { throw ContainerizerError(.notFound, context: id) }
         entry.watch?.cancel()
-        let waiters = entries.withLock { entries -> [CheckedContinuation<ExitStatus, Never>] in
-            defer { entries[id] = nil }
-            return entries[id]?.waiters ?? []
+        let cgroup = cgroup(for: id)
+        let context = IsolationContext(id: id, config: entry.config, cgroup: cgroup)
+        do {
+            try cgroup.killAll()
+            for isolator in isolators.reversed() { try isolator.cleanup(context) }
+            try cgroup.destroy()
+        } catch {
+            var restored = entry
+            restored.watch = nil
+            entries.withLock { $0[id] = restored }
+            if restored.info.state == .running { watch(id) }
+            throw error
         }
-        let killed = ExitStatus(exitCode: 137, signal: SIGKILL, finishedAt: Self.now(), reason: "Error")
-        for waiter in waiters { waiter.resume(returning: killed) }
+        // The monitor records the exit into the checkpoint as it goes: let it finish (it drains
+        // the container's output for at most 2 s) before the checkpoint is removed.
+        for _ in 0..<500 where processStartTime(entry.info.monitorPid) == entry.info.monitorStartTime && entry.info.monitorStartTime != 0 {
+            usleep(10_000)
+        }
+        let killed = entry.info.exit ?? ExitStatus(exitCode: 137, signal: SIGKILL, finishedAt: Self.now(), reason: "Error")
+        for waiter in entry.waiters { waiter.resume(returning: killed) }
         Checkpoint(stateRoot: stateRoot, id: id).remove()
     }
 
@@ -342,10 +354,18 @@ public final class Containerizer: Sendable {
     public func recover() throws(ContainerizerError) -> RecoveryReport {
         var report = RecoveryReport()
         let directory = stateRoot + "/containers"
-        let ids = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).sorted()
         var recovered: [ContainerInfo] = []
-        for id in ids {
+        for name in names where name.hasPrefix(".launching-") {
+            // A launch that died before its directory got its name (".launching-<id>-<pid>").
+            if let pid = name.split(separator: "-").last.flatMap({ Int32($0) }), Glibc.kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(atPath: directory + "/" + name)
+            }
+        }
+        for id in names where !id.hasPrefix(".") {
             let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
+            if Checkpoint.isLaunching(checkpoint.directory) { continue }  // another process is launching it
+            if entries.withLock({ $0[id] != nil }) { continue }
             guard let config = checkpoint.readJSON("config.json", as: ContainerConfig.self),
                   var info = checkpoint.readJSON("status.json", as: ContainerInfo.self) else {
                 // Killed between creating the directory and finishing the launch.
@@ -386,7 +406,8 @@ public final class Containerizer: Sendable {
     }
 }
 
-/// Fires once when a process exits, through a pidfd (Linux 5.3+) on a dispatch source.
+/// Fires once when a process exits, through a pidfd (Linux 5.3+) on a dispatch source, and
+/// reaps it when it is a child of this process.
 final class ExitWatch: Sendable {
     /// Dispatch sources are thread-safe but not marked Sendable.
     private struct Source: @unchecked Sendable { let source: any DispatchSourceRead }
@@ -410,6 +431,8 @@ final class ExitWatch: Sendable {
         let handler = self.handler
         let fd = pidfd
         source.setEventHandler { [weak self] in
+            // Reap it if it is this process's child (it is, unless the agent restarted).
+            _ = swl_reap_pidfd(fd)
             self?.cancel()
             handler()
         }

@@ -7,8 +7,8 @@ import Glibc
 /// Starts `swiftlet-monitor` for a container and reads its report.
 ///
 /// The agent never forks Swift code: it `posix_spawn`s the monitor with the spec path and a
-/// report pipe on fd 3. The monitor detaches (the spawned process exits at once and is reaped
-/// here), clones the container, and reports `ok <pid> <monitor pid>` or
+/// report pipe on fd 3. The monitor starts its own session, clones the container, and reports
+/// `ok <pid> <monitor pid>` or
 /// `error <stage> <errno> <detail>` — exec format error, missing binary, permission denied,
 /// a mount that failed — before closing the pipe.
 public struct Launcher: Sendable {
@@ -35,7 +35,9 @@ public struct Launcher: Sendable {
         public var monitorPid: Int32
     }
 
-    /// Spawns the monitor on `specPath`; returns once the container runs or failed to.
+    /// Spawns the monitor on `specPath`; returns once the container runs or failed to. A
+    /// monitor that reported success is left running as a child of this process: whoever
+    /// watches it reaps it (ExitWatch).
     public func launch(id: String, specPath: String) throws(ContainerizerError) -> Started {
         var pipeEnds: [Int32] = [0, 0]
         guard swl_pipe_cloexec(&pipeEnds) == 0 else {
@@ -68,14 +70,14 @@ public struct Launcher: Sendable {
             throw ContainerizerError(.launch(stage: "monitor"), context: id, errno: spawned,
                                      detail: "spawn \(monitorPath): \(String(cString: strerror(spawned)))")
         }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-
         let report = Self.readAll(pipeEnds[0])
         let fields = report.split(separator: "\n").first.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) } ?? []
         if fields.count == 3, fields[0] == "ok", let child = Int32(fields[1]), let monitor = Int32(fields[2]) {
+            // The monitor stays this process's child: the exit watch reaps it.
             return Started(pid: child, monitorPid: monitor)
         }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         if fields.count >= 4, fields[0] == "error" {
             let code = Int32(fields[2]) ?? 0
             throw ContainerizerError(.launch(stage: fields[1]), context: id, errno: code == 0 ? nil : code,

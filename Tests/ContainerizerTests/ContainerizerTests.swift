@@ -87,7 +87,7 @@ struct ContainerizerTests {
         let test = try TestContainerizer()
         defer { test.finish() }
         var config = test.config("""
-            wc -c < /proc/timer_list; ls /proc/acpi 2>&1 | wc -l; echo 1 > /proc/sys/kernel/domainname 2>/dev/null && echo writable || echo readonly
+            wc -c < /proc/timer_list; ls /proc/acpi 2>&1 | wc -l; (echo 1 > /proc/sys/kernel/domainname) 2>/dev/null && echo writable || echo readonly
             grep -E '^(CapEff|CapBnd|NoNewPrivs)' /proc/self/status
             """)
         config.capabilities = try Capabilities(names: ["CAP_CHOWN", "CAP_KILL"])

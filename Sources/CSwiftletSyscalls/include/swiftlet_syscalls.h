@@ -8,6 +8,10 @@
 /* pidfd_open(2): a file descriptor that becomes readable when pid exits; -1 and errno. */
 int swl_pidfd_open(pid_t pid);
 
+/* Reaps the exited child behind a pidfd (waitid P_PIDFD, WNOHANG); 0 if reaped or not a
+   child of this process. */
+int swl_reap_pidfd(int pidfd);
+
 /* pipe2(2) with O_CLOEXEC; -1 and errno. */
 int swl_pipe_cloexec(int fds[2]);
 

@@ -17,25 +17,42 @@ public struct CgroupV1: ContainerCgroup {
         "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
     ]
 
+    /// Controller name -> its hierarchy's mount point.
+    public let mounts: [String: String]
+
     public init(layout: CgroupLayout, root: String, id: String) {
         var paths: [String: String] = [:]
+        var mounts: [String: String] = [:]
         for controller in Self.controllers {
-            if let mount = layout.v1[controller] { paths[controller] = "\(mount)/\(root)/\(id)" }
+            if let mount = layout.v1[controller] {
+                paths[controller] = "\(mount)/\(root)/\(id)"
+                mounts[controller] = mount
+            }
         }
         self.paths = paths
+        self.mounts = mounts
+    }
+
+    private func layout(of controller: String) -> String? {
+        mounts[controller]
     }
 
     public var directories: [String] { Array(Set(paths.values)).sorted() }
 
     public func create() throws(ContainerizerError) {
         for directory in directories {
-            let created = try CgroupFiles.makeDirectories(directory)
-            // cpuset directories start empty and refuse processes until cpus/mems are set:
-            // copy them down from the parent, level by level.
-            if directory == paths["cpuset"] {
-                for level in created {
-                    let parent = String(level[..<level.lastIndex(of: "/")!])
-                    for file in ["cpuset.cpus", "cpuset.mems"] {
+            try CgroupFiles.makeDirectories(directory)
+        }
+        // cpuset directories start empty and refuse processes until cpus/mems are set: fill
+        // every empty level from its parent, top down (another launch may have created a
+        // level without filling it yet).
+        if let cpuset = paths["cpuset"], let mount = layout(of: "cpuset") {
+            var level = mount
+            for part in cpuset.dropFirst(mount.count).split(separator: "/") {
+                let parent = level
+                level += "/" + part
+                for file in ["cpuset.cpus", "cpuset.mems"] {
+                    if try CgroupFiles.read(level, file).trimmingCharacters(in: "\n ").isEmpty {
                         try CgroupFiles.write(level, file, try CgroupFiles.read(parent, file).trimmingCharacters(in: "\n "))
                     }
                 }
