@@ -31,6 +31,9 @@ let package = Package(
             name: "swiftlet-monitor",
             path: "Sources/CSwiftletMonitor",
             cSettings: [.define("_GNU_SOURCE")],
+            // SwiftPM links executables through swiftc, which adds the Swift runtime and
+            // libstdc++ to this C program (~600 KiB PSS per monitor). Installs use
+            // hack/build-monitor.sh (plain cc: ~240 KiB PSS); this copy serves tests.
             linkerSettings: [.linkedLibrary("seccomp")]
         ),
         /// A minimal gRPC client for the bridge's own tests (stalled streams and the like).

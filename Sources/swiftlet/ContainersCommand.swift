@@ -1,6 +1,7 @@
 import ArgumentParser
 import Containerizer
 import SwiftletConfig
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +14,7 @@ import Glibc
 struct Containers: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run and inspect containers directly (debugging the containerizer).",
-        subcommands: [RunContainer.self, ListContainers.self, KillContainer.self, RemoveContainer.self, WaitContainer.self]
+        subcommands: [RunContainer.self, ListContainers.self, KillContainer.self, RemoveContainer.self, WaitContainer.self, BenchContainers.self]
     )
 }
 
@@ -28,9 +29,13 @@ struct ContainerizerOptions: ParsableArguments {
     @Option(name: .long, help: "Isolators, comma-separated (\(Isolators.availableNames.joined(separator: ", "))).")
     var isolation: String = SwiftletConfiguration().isolation.joined(separator: ",")
 
+    @Option(name: .customLong("monitor-path"), help: "The swiftlet-monitor executable. Default: next to swiftlet.")
+    var monitorPath: String = Launcher.defaultMonitorPath()
+
     func containerizer() throws -> Containerizer {
         let names = isolation.split(separator: ",").map { String($0.filter { $0 != " " }) }
-        let containerizer = try Containerizer(stateRoot: state + "/containerizer", cgroupsRoot: cgroupsRoot, isolation: names)
+        let containerizer = try Containerizer(stateRoot: state + "/containerizer", cgroupsRoot: cgroupsRoot, isolation: names,
+                                              monitorPath: monitorPath)
         try containerizer.recover()
         return containerizer
     }
@@ -171,5 +176,49 @@ struct WaitContainer: AsyncParsableCommand {
 extension String {
     func padding(_ width: Int) -> String {
         count >= width ? self + " " : self + String(repeating: " ", count: width - count)
+    }
+}
+
+/// `swiftlet containers bench`: launch latency and supervision memory, measured in-process
+/// (hack/bench-containerizer.sh runs it beside runc and containerd).
+struct BenchContainers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Launch N idle containers; print launch latency and monitor memory as JSON.")
+    @OptionGroup var options: ContainerizerOptions
+    @Option(help: "The root filesystem directory.") var rootfs: String
+    @Option(help: "How many containers.") var count: Int = 20
+
+    func run() async throws {
+        let containerizer = try options.containerizer()
+        var latencies: [Double] = []
+        var monitors: [Int32] = []
+        let prefix = "bench-\(getpid())"
+        defer {
+            for index in 0..<count { try? containerizer.destroy(id: "\(prefix)-\(index)") }
+        }
+        for index in 0..<count {
+            var config = ContainerConfig(rootfs: rootfs, args: ["sleep", "3600"])
+            config.env = ["PATH=/bin"]
+            let started = ContinuousClock.now
+            let info = try containerizer.launch(id: "\(prefix)-\(index)", config: config)
+            let elapsed = ContinuousClock.now - started
+            latencies.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
+            monitors.append(info.monitorPid)
+        }
+        usleep(300_000)
+        var pss = 0, rss = 0
+        for pid in monitors {
+            let rollup = CgroupLayout.readFile("/proc/\(pid)/smaps_rollup") ?? ""
+            for line in rollup.split(separator: "\n") {
+                let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+                if parts.first == "Pss:", let value = Int(parts[1]) { pss += value }
+                if parts.first == "Rss:", let value = Int(parts[1]) { rss += value }
+            }
+        }
+        let sorted = latencies.sorted()
+        let p50 = sorted[sorted.count / 2], p99 = sorted[min(sorted.count - 1, sorted.count * 99 / 100)]
+        let mean = latencies.reduce(0, +) / Double(latencies.count)
+        print("{\"count\": \(count), \"launch_ms_mean\": \(mean), \"launch_ms_p50\": \(p50), \"launch_ms_p99\": \(p99), "
+              + "\"pss_kib_per_container\": \(pss / count), \"rss_kib_per_container\": \(rss / count)}")
     }
 }
