@@ -10,5 +10,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 hack/install-deps.sh --no-python
 swift build -c release --product swiftlet
 install -D -m 0755 .build/release/swiftlet /usr/local/bin/swiftlet
+# The per-container supervisor, built with cc alone (no Swift runtime in it).
+hack/build-monitor.sh /usr/local/bin/swiftlet-monitor >/dev/null
 echo "run-agent: crictl --runtime-endpoint unix:///run/swiftlet/swiftlet.sock version  # to talk to it"
 exec /usr/local/bin/swiftlet run --config manifests/swiftlet.yaml "$@"

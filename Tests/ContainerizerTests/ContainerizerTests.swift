@@ -118,6 +118,41 @@ struct ContainerizerTests {
         #expect(log.contains("F ok"))
     }
 
+    @Test("a local JSON seccomp profile (Docker format) is applied, errno and all")
+    func localSeccompProfile() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        let profile = try test.tree.write("profile.json", """
+            {"defaultAction": "SCMP_ACT_ALLOW",
+             "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                          {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "includes": {"caps": ["CAP_SYS_MODULE"]}}]}
+            """)
+        var config = test.config("mkdir /tmp/x 2>&1; touch /tmp/f && chmod 600 /tmp/f && echo chmod-ok; cat /proc/self/oom_score_adj")
+        config.seccomp = .localhost(profile)
+        config.oomScoreAdj = -500  // raised to 0: this host refuses negative values
+        config.logPath = test.tree.path + "/profile.log"
+        try test.containerizer.launch(id: "profiled", config: config)
+        #expect(try await test.containerizer.wait(id: "profiled").exitCode == 0)
+        let log = readFile(test.tree.path + "/profile.log")
+        #expect(log.contains("Permission denied"))  // errno 13 from the profile
+        #expect(log.contains("F chmod-ok"))  // that rule needs a capability the container lacks
+        #expect(log.hasSuffix(" stdout F 0\n"))
+    }
+
+    @Test("log lines longer than 16 KiB are split into P records, the last part F")
+    func longLines() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        var config = test.config("head -c 40000 /dev/zero | tr '\\0' x; echo; echo short")
+        config.logPath = test.tree.path + "/long.log"
+        try test.containerizer.launch(id: "long", config: config)
+        #expect(try await test.containerizer.wait(id: "long").exitCode == 0)
+        let records = readFile(test.tree.path + "/long.log").split(separator: "\n").map { $0.split(separator: " ", maxSplits: 3) }
+        #expect(records.map { String($0[2]) } == ["P", "P", "F", "F"])
+        #expect(records.prefix(3).map { $0.count == 4 ? $0[3].count : 0 } == [16384, 16384, 40000 - 2 * 16384])
+        #expect(records.last.map { String($0[3]) } == "short")
+    }
+
     @Test("launch errors are precise: missing binary, exec format error, permission denied", arguments: [
         ("/bin/nonexistent", ENOENT), ("/bin/garbage", ENOEXEC), ("/bin/noexec", EACCES),
     ])
