@@ -38,12 +38,14 @@ if ! $quick; then
   step "AddressSanitizer + LeakSanitizer: end-to-end against the instrumented agent"
   # Every agent the suite starts must exit with no ASan error and no leak report.
   asan_logs=$(mktemp -d)
+  status=0
   ASAN_OPTIONS="detect_leaks=1:log_path=$asan_logs/agent" SWIFTLET_BIN="$PWD/.build-asan/debug/swiftlet" \
-    .venv/bin/python -m pytest -q -p no:cacheprovider Tests/e2e
+    .venv/bin/python -m pytest -q -p no:cacheprovider Tests/e2e || status=$?
   if compgen -G "$asan_logs/agent*" >/dev/null; then
     cat "$asan_logs"/agent* >&2
     echo "AddressSanitizer/LeakSanitizer reports from the agent (above)" >&2
     exit 1
   fi
   rm -rf "$asan_logs"
+  [ $status -eq 0 ] || exit $status
 fi

@@ -14,7 +14,12 @@ public final class ContainerEventBus: Sendable {
         var nextID: UInt64 = 0
         var subscribers: [UInt64: AsyncStream<ContainerEventResponse>.Continuation] = [:]
     }
-    private let state = Mutex(State())
+    /// The subscribers, in a box the streams' termination handlers hold strongly (each handler
+    /// runs once, when its stream ends, and drops the box).
+    private final class Registry: Sendable {
+        let state = Mutex(State())
+    }
+    private let registry = Registry()
 
     public init() {}
 
@@ -23,25 +28,26 @@ public final class ContainerEventBus: Sendable {
     public func subscribe() -> AsyncStream<ContainerEventResponse> {
         let (stream, continuation) = AsyncStream.makeStream(
             of: ContainerEventResponse.self, bufferingPolicy: .bufferingNewest(Self.bufferSize))
-        let id = state.withLock { state in
+        let id = registry.state.withLock { state in
             defer { state.nextID += 1 }
             state.subscribers[state.nextID] = continuation
             return state.nextID
         }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: id) }
+        let registry = self.registry
+        continuation.onTermination = { _ in
+            _ = registry.state.withLock { $0.subscribers.removeValue(forKey: id) }
         }
         return stream
     }
 
     /// Sends `event` to every subscriber.
     public func publish(_ event: ContainerEventResponse) {
-        let continuations = state.withLock { Array($0.subscribers.values) }
+        let continuations = registry.state.withLock { Array($0.subscribers.values) }
         for continuation in continuations {
             continuation.yield(event)
         }
     }
 
     /// How many streams are open.
-    public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
+    public var subscriberCount: Int { registry.state.withLock { $0.subscribers.count } }
 }

@@ -93,7 +93,8 @@ def test_shutdown_with_a_stream_in_flight_waits_for_the_grace_period(make_agent,
     with pytest.raises(grpc.RpcError) as ended:
         list(stream)
     assert ended.value.code() in (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
-    assert agent.process.wait(timeout=30) == 0
+    code = agent.process.wait(timeout=30)
+    assert code == 0, f"exit {code}:\n{agent.log()}"
     elapsed = time.monotonic() - started
     assert elapsed >= 1.0, f"the in-flight stream was cut after {elapsed:.2f}s, before the grace period"
     assert not agent.socket.exists()
