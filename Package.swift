@@ -71,6 +71,16 @@ let package = Package(
         /// The few system calls Swift cannot reach directly (pidfd_open, pipe2).
         .target(name: "CSwiftletSyscalls"),
 
+        // MARK: Images
+
+        /// Content-addressed blobs, layer unpacking, snapshots: the image store.
+        .target(name: "ImageStore", dependencies: ["CSwiftletArchive"]),
+        /// SHA-256 (OpenSSL), gzip (zlib) and openat2 for the image store.
+        .target(
+            name: "CSwiftletArchive",
+            linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z")]
+        ),
+
         // MARK: Agent
 
         /// Swiftlet's configuration: defaults, the YAML config file, validation.
@@ -97,6 +107,7 @@ let package = Package(
         .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient"]),
         .testTarget(name: "SwiftletConfigTests", dependencies: ["SwiftletConfig"]),
         .testTarget(name: "ContainerizerTests", dependencies: ["Containerizer"]),
+        .testTarget(name: "ImageStoreTests", dependencies: ["ImageStore"]),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",
