@@ -90,12 +90,12 @@ let package = Package(
         /// The CRI runtime and image services: what each method means on this node.
         .target(
             name: "SwiftletRuntime",
-            dependencies: ["CRI", "Containerizer", "SwiftletConfig", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CRI", "Containerizer", "ImageStore", "SwiftletConfig", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "swiftlet",
             dependencies: [
-                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging", "Containerizer",
+                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

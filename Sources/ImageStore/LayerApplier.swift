@@ -138,6 +138,8 @@ public struct LayerApplier: Sendable {
                 utimensat(parent, base, &times, AT_SYMLINK_NOFOLLOW)
             }
         }
+        // Read past the end-of-archive blocks, so a hash of the stream covers all of it.
+        try reader.drain()
         // Directory times last: creating their children changed them.
         for (path, time) in directories.reversed() {
             var times = [timespec(tv_sec: Int(time), tv_nsec: 0), timespec(tv_sec: Int(time), tv_nsec: 0)]

@@ -177,6 +177,17 @@ public struct TarReader<Source: ByteStream & ~Copyable>: ~Copyable {
         }
     }
 
+    /// Reads the rest of the stream (the end-of-archive blocks and any padding after them).
+    public mutating func drain() throws(ImageStoreError) {
+        var scratch = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = try scratch.withUnsafeMutableBytes { raw in
+                Result { () throws(ImageStoreError) -> Int in try source.read(into: raw) }
+            }.get()
+            if count == 0 { return }
+        }
+    }
+
     /// Reads the current entry's data; 0 when it is all read.
     public mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(ImageStoreError) -> Int {
         guard remaining > 0 else { return 0 }

@@ -144,12 +144,6 @@ public final class RuntimeServiceHandler: RuntimeService {
     }
 }
 
-/// Swiftlet's CRI ImageService. Every method answers UNIMPLEMENTED naming itself until the
-/// image store issue implements it.
-public struct ImageServiceHandler: ImageService {
-    public init() {}
-}
-
 /// CIDR syntax checks.
 enum CIDR {
     static func isValid(_ text: String) -> Bool {

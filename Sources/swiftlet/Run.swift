@@ -2,6 +2,7 @@ import ArgumentParser
 import CRIServer
 import Dispatch
 import GRPCServer
+import ImageStore
 import Logging
 import SwiftletConfig
 import SwiftletLogging
@@ -48,8 +49,9 @@ struct Run: AsyncParsableCommand {
         }
         let runtime = RuntimeServiceHandler(
             configuration: configuration, readiness: ReadinessProbe(configuration: configuration), logger: logger)
+        let images = try ImageStore(root: configuration.root + "/images")
         let server = try CRIServer(
-            socketPath: configuration.criSocket, runtime: runtime, images: ImageServiceHandler(),
+            socketPath: configuration.criSocket, runtime: runtime, images: ImageServiceHandler(store: images, logger: logger),
             shutdownGrace: configuration.shutdownGracePeriod.duration, logger: logger)
         logger.info("starting swiftlet", metadata: [
             "version": "\(BuildInfo.version)", "root": "\(configuration.root)", "state": "\(configuration.state)",

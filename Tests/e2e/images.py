@@ -1,0 +1,108 @@
+"""Builds test images from Debian's busybox-static, offline: an OCI image layout (gzip layers)
+and a Docker archive (docker save format), each with two layers, a whiteout, a hard link and
+a User in the config."""
+import gzip
+import hashlib
+import io
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import tarfile
+
+
+def _tar(add):
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        add(archive)
+    return buffer.getvalue()
+
+
+def _file(archive, name, data=b"", mode=0o644, uid=0, gid=0, kind=tarfile.REGTYPE, link=""):
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.uid, info.gid, info.linkname = kind, mode, uid, gid, link
+    info.size = len(data) if kind == tarfile.REGTYPE else 0
+    info.mtime = 1700000000
+    archive.addfile(info, io.BytesIO(data) if kind == tarfile.REGTYPE else None)
+
+
+def layers():
+    """Two uncompressed layer tars."""
+    busybox = pathlib.Path(shutil.which("busybox") or "/bin/busybox").read_bytes()
+    applets = subprocess.run(["busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
+
+    def base(archive):
+        for directory in ["bin", "etc", "tmp", "data"]:
+            _file(archive, directory, kind=tarfile.DIRTYPE, mode=0o755)
+        _file(archive, "bin/busybox", busybox, mode=0o755)
+        for applet in applets:
+            if applet != "busybox":
+                _file(archive, f"bin/{applet}", kind=tarfile.SYMTYPE, link="busybox")
+        _file(archive, "etc/passwd", b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/data:/bin/sh\n")
+        _file(archive, "etc/group", b"root:x:0:\napp:x:1000:\n")
+        _file(archive, "etc/motd", b"first layer\n")
+
+    def top(archive):
+        _file(archive, "data", kind=tarfile.DIRTYPE, mode=0o755, uid=1000, gid=1000)
+        _file(archive, "data/file", b"payload\n", uid=1000, gid=1000)
+        _file(archive, "data/hardlink", kind=tarfile.LNKTYPE, link="data/file")
+        _file(archive, "etc/.wh.motd")
+    return [_tar(base), _tar(top)]
+
+
+def config(diff_ids):
+    return json.dumps({
+        "architecture": "amd64", "os": "linux", "created": "2026-11-29T00:00:00Z",
+        "config": {"User": "1000", "Env": ["PATH=/bin", "GREETING=hi"], "Cmd": ["sh", "-c", "cat /data/file"],
+                   "WorkingDir": "/data", "ExposedPorts": {"8080/tcp": {}}, "Volumes": {"/data": {}}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }, sort_keys=True).encode()
+
+
+def sha(data):
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def oci_layout(directory, name):
+    """An OCI image layout with gzip layers; returns the manifest digest and config digest."""
+    directory = pathlib.Path(directory)
+    blobs = directory / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data):
+        digest = sha(data)
+        (blobs / digest[7:]).write_bytes(data)
+        return digest
+
+    raw = layers()
+    compressed = [gzip.compress(layer, mtime=0) for layer in raw]
+    config_bytes = config([sha(layer) for layer in raw])
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": put(config_bytes), "size": len(config_bytes)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(c), "size": len(c)} for c in compressed],
+    }, sort_keys=True).encode()
+    manifest_digest = put(manifest)
+    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (directory / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest, "size": len(manifest),
+        "annotations": {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": name.split(":")[-1]}}]}))
+    return manifest_digest, sha(config_bytes)
+
+
+def docker_archive(path, tag):
+    """A `docker save` archive; returns the config digest (the image id)."""
+    raw = layers()
+    config_bytes = config([sha(layer) for layer in raw])
+    config_name = sha(config_bytes)[7:] + ".json"
+
+    def add(archive):
+        for index, layer in enumerate(raw):
+            _file(archive, f"layer{index}", kind=tarfile.DIRTYPE, mode=0o755)
+            _file(archive, f"layer{index}/layer.tar", layer)
+        _file(archive, config_name, config_bytes)
+        _file(archive, "manifest.json", json.dumps([{"Config": config_name, "RepoTags": [tag],
+                                                     "Layers": [f"layer{i}/layer.tar" for i in range(len(raw))]}]).encode())
+    pathlib.Path(path).write_bytes(_tar(add))
+    return sha(config_bytes)
