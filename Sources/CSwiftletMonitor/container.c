@@ -137,6 +137,19 @@ static void remount_in_root(int root, const char *target, unsigned long flags, c
   close(fd);
 }
 
+/* Makes a mount read-only, changing nothing else (a MS_REMOUNT would clear nosuid, nodev and
+   noexec the mount had); recursive: every mount below it too. */
+static void make_readonly(int root, const char *target, int recursive) {
+  int fd = openat2_in_root(root, target, O_PATH, 0);
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (fd < 0 || syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr, sizeof(attr)) != 0) {
+    die("mount", errno, "read-only %s: %s", target, strerror(errno));
+  }
+  close(fd);
+}
+
 static void make_device(int root, const char *name, unsigned int major_number, unsigned int minor_number) {
   int dev = openat2_in_root(root, "/dev", O_PATH | O_DIRECTORY, 0);
   if (dev < 0) die("devices", errno, "cannot open /dev: %s", strerror(errno));
@@ -200,19 +213,7 @@ static void prepare_rootfs(const struct spec *spec) {
     const struct spec_bind *bind = &spec->binds[i];
     int directory = is_directory_source(bind->source);
     mount_in_root(root, bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL, directory);
-    if (bind->readonly) {
-      remount_in_root(root, bind->target, MS_BIND | MS_REMOUNT | MS_RDONLY, "read-only remount of");
-      if (bind->recursive_readonly) {
-        int fd = openat2_in_root(root, bind->target, O_PATH, 0);
-        struct mount_attr attr;
-        memset(&attr, 0, sizeof(attr));
-        attr.attr_set = MOUNT_ATTR_RDONLY;
-        if (fd < 0 || syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof(attr)) != 0) {
-          die("mount", errno, "recursive read-only %s: %s", bind->target, strerror(errno));
-        }
-        close(fd);
-      }
-    }
+    if (bind->readonly) make_readonly(root, bind->target, bind->recursive_readonly);
     remount_in_root(root, bind->target, bind->propagation, "propagation of");
   }
 
@@ -245,9 +246,15 @@ static void prepare_rootfs(const struct spec *spec) {
                                        : mount("/dev/null", path, NULL, MS_BIND, NULL);
     if (result != 0) die("masked-paths", errno, "mask %s: %s", path, strerror(errno));
   }
-  if (spec->rootfs_readonly &&
-      mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0) {
-    die("rootfs", errno, "remount / read-only: %s", strerror(errno));
+  if (spec->rootfs_readonly) {
+    int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.attr_set = MOUNT_ATTR_RDONLY;
+    if (fd < 0 || syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+      die("rootfs", errno, "make / read-only: %s", strerror(errno));
+    }
+    close(fd);
   }
 }
 
@@ -298,7 +305,7 @@ static int open_console(int console_socket) {
   if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) die("tty", errno, "open /dev/ptmx: %s", strerror(errno));
   char name[128];
   if (ptsname_r(master, name, sizeof(name)) != 0) die("tty", errno, "ptsname: %s", strerror(errno));
-  int slave = open(name, O_RDWR | O_NOCTTY);
+  int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC); /* dup2 onto 0-2 clears CLOEXEC there */
   if (slave < 0) die("tty", errno, "open %s: %s", name, strerror(errno));
   /* /dev/console is the container's pty, as runc makes it. */
   int console = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -384,9 +391,16 @@ void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[
   if (setgroups(spec->ngroups, spec->ngroups ? (gid_t *)spec->groups : NULL) != 0) die("user", errno, "setgroups: %s", strerror(errno));
   if (setresgid(spec->gid, spec->gid, spec->gid) != 0) die("user", errno, "setgid %u: %s", spec->gid, strerror(errno));
   if (spec->caps_set) {
-    /* The bounding set is dropped while still privileged; effective/permitted after setuid. */
-    for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
-      if (!(spec->caps & (1ULL << cap)) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+    /* The bounding set is dropped while still privileged; effective/permitted after setuid.
+       Up to the running kernel's last capability, which may be newer than these headers. */
+    int last = CAP_LAST_CAP;
+    FILE *file = fopen("/proc/sys/kernel/cap_last_cap", "re");
+    if (file) {
+      if (fscanf(file, "%d", &last) != 1) last = CAP_LAST_CAP;
+      fclose(file);
+    }
+    for (int cap = 0; cap <= last; cap++) {
+      if ((cap >= 64 || !(spec->caps & (1ULL << cap))) && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
         die("capabilities", errno, "drop %d from the bounding set: %s", cap, strerror(errno));
       }
     }

@@ -79,6 +79,7 @@ static int write_atomically(const char *path, const char *text) {
 
 struct stream {
   int fd;
+  int tty; /* a pty: lines end "\r\n" (ONLCR), the \r is not content */
   const char *name;
   char buffer[MAX_LINE];
   size_t used;
@@ -129,7 +130,9 @@ static void consume(struct stream *stream, const char *data, size_t length) {
     const char *newline = memchr(data, '\n', length);
     size_t take = newline ? (size_t)(newline - data) : length;
     size_t room = MAX_LINE - stream->used;
-    if (take >= room) {
+    /* A full buffer is emitted as P only once more line follows: a line of exactly MAX_LINE
+       bytes then its newline (maybe in the next read) is one F record, not P + an empty F. */
+    if (take > room) {
       memcpy(stream->buffer + stream->used, data, room);
       emit(stream, stream->buffer, MAX_LINE, 'P');
       stream->used = 0;
@@ -143,7 +146,9 @@ static void consume(struct stream *stream, const char *data, size_t length) {
     length -= take;
     if (newline) {
       size_t line = stream->used;
-      if (line > 0 && stream->buffer[line - 1] == '\r') line--; /* tty output */
+      if (stream->tty) {
+        while (line > 0 && stream->buffer[line - 1] == '\r') line--;
+      }
       emit(stream, stream->buffer, line, 'F');
       stream->used = 0;
       data++;
@@ -199,6 +204,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   report_fd = atoi(argv[2]);
+  /* Nothing the agent's process leaked without CLOEXEC may reach a container. */
+  if (syscall(SYS_close_range, (unsigned int)report_fd + 1, ~0U, 0) != 0) {
+    for (int fd = report_fd + 1; fd < 1024; fd++) close(fd);
+  }
   fcntl(report_fd, F_SETFD, FD_CLOEXEC);
 
   static struct spec spec;
@@ -226,6 +235,10 @@ int main(int argc, char **argv) {
   sigaddset(&handled, SIGUSR1);
   sigprocmask(SIG_BLOCK, &handled, NULL);
   int signals = signalfd(-1, &handled, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (signals < 0) {
+    report_error("monitor", errno, "signalfd: cannot watch the container's exit");
+    return 1;
+  }
   signal(SIGPIPE, SIG_IGN);
   signal(SIGTERM, SIG_IGN); /* the container is stopped through its own pid or cgroup */
   signal(SIGINT, SIG_IGN);
@@ -351,6 +364,7 @@ int main(int argc, char **argv) {
   struct stream streams[2];
   memset(streams, 0, sizeof(streams));
   streams[0].fd = spec.tty ? tty_master : out[0];
+  streams[0].tty = spec.tty;
   streams[0].name = "stdout";
   streams[1].fd = spec.tty ? -1 : errs[0];
   streams[1].name = "stderr";
@@ -403,6 +417,12 @@ int main(int argc, char **argv) {
     }
   }
   for (int i = 0; i < 2; i++) flush_partial(&streams[i]);
+  if (!exited) {
+    /* The loop ended on an error: the exit is still the container's own. */
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    clock_gettime(CLOCK_REALTIME, &exit_time);
+  }
 
   int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   int signal_number = WIFSIGNALED(status) ? WTERMSIG(status) : 0;

@@ -85,7 +85,8 @@ public final class Containerizer: Sendable {
         self.onExit = onExit
         let v2Complete = ["cpu", "memory", "pids"].allSatisfy(layout.v2Controllers.contains)
         self.cgroupVersion = layout.v2Mount != nil && v2Complete ? .v2 : .v1
-        guard cgroupsRoot.split(separator: "/").allSatisfy({ $0 != ".." && !$0.isEmpty }) || cgroupsRoot.isEmpty == false else {
+        guard !cgroupsRoot.isEmpty, !cgroupsRoot.hasPrefix("/"),
+              cgroupsRoot.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ $0 != ".." && $0 != "." && !$0.isEmpty }) else {
             throw ContainerizerError(.invalidArgument, context: "cgroups root \(cgroupsRoot)", detail: "must be a relative path without ..")
         }
     }
@@ -119,17 +120,20 @@ public final class Containerizer: Sendable {
         defer { close(launchLock) }
         let cgroup = cgroup(for: id)
         let context = IsolationContext(id: id, config: config, cgroup: cgroup)
+        var started: Launcher.Started?
         do {
             try checkpoint.writeJSON("config.json", config)
             try cgroup.create()
+            if config.privileged, let v1 = cgroup as? CgroupV1 { try v1.allowAllDevices() }
             var spec = try baseSpec(id: id, config: config, checkpoint: checkpoint, cgroup: cgroup)
             for isolator in isolators { try isolator.prepare(context, into: &spec) }
             try checkpoint.write("launch.spec", spec.text)
-            let started = try launcher.launch(id: id, specPath: checkpoint.specPath)
-            let startTime = processStartTime(started.monitorPid) ?? 0
-            try checkpoint.write("monitor", "\(started.monitorPid) \(startTime)\n")
-            for isolator in isolators { try isolator.isolate(context, pid: started.pid) }
-            let info = ContainerInfo(id: id, pid: started.pid, monitorPid: started.monitorPid, monitorStartTime: startTime,
+            let launched = try launcher.launch(id: id, specPath: checkpoint.specPath)
+            started = launched
+            let startTime = processStartTime(launched.monitorPid) ?? 0
+            try checkpoint.write("monitor", "\(launched.monitorPid) \(startTime)\n")
+            for isolator in isolators { try isolator.isolate(context, pid: launched.pid) }
+            let info = ContainerInfo(id: id, pid: launched.pid, monitorPid: launched.monitorPid, monitorStartTime: startTime,
                                      createdAt: createdAt, startedAt: Self.now(), state: .running, exit: nil,
                                      labels: config.labels, logPath: config.logPath)
             try checkpoint.writeJSON("status.json", info)
@@ -138,6 +142,12 @@ public final class Containerizer: Sendable {
             return info
         } catch {
             try? cgroup.killAll()
+            if let started {
+                // The monitor is this process's child: wait for it (it exits once the killed
+                // container's output is drained), so it is not left a zombie.
+                var status: Int32 = 0
+                while waitpid(started.monitorPid, &status, 0) < 0 && errno == EINTR {}
+            }
             for isolator in isolators.reversed() { try? isolator.cleanup(context) }
             try? cgroup.destroy()
             checkpoint.remove()
@@ -166,7 +176,12 @@ public final class Containerizer: Sendable {
             }
         }
         for directory in cgroup.directories { spec.add("cgroup", directory) }
-        let capabilities = config.privileged ? Capabilities.all : config.capabilities
+        var capabilities = config.privileged ? Capabilities.all : config.capabilities
+        if cgroupVersion == .v2 && !config.privileged {
+            // No device controller on v2 yet (it needs a BPF program): a container that could
+            // mknod could open host block devices, so it cannot mknod. Fail closed.
+            capabilities = try capabilities.adding([], dropping: ["CAP_MKNOD"])
+        }
         spec.add("caps", String(capabilities.mask, radix: 16))
         if config.noNewPrivileges { spec.add("no_new_privs", "1") }
         if !config.privileged, let filter = try config.seccomp.filter(capabilities: capabilities) {
@@ -306,6 +321,9 @@ public final class Containerizer: Sendable {
         for _ in 0..<500 where processStartTime(entry.info.monitorPid) == entry.info.monitorStartTime && entry.info.monitorStartTime != 0 {
             usleep(10_000)
         }
+        // Its exit watch was cancelled: reap it here if it is this process's child.
+        var status: Int32 = 0
+        _ = waitpid(entry.info.monitorPid, &status, WNOHANG)
         let killed = entry.info.exit ?? ExitStatus(exitCode: 137, signal: SIGKILL, finishedAt: Self.now(), reason: "Error")
         for waiter in entry.waiters { waiter.resume(returning: killed) }
         Checkpoint(stateRoot: stateRoot, id: id).remove()
@@ -410,21 +428,44 @@ public final class Containerizer: Sendable {
 /// reaps it when it is a child of this process.
 final class ExitWatch: Sendable {
     /// Dispatch sources are thread-safe but not marked Sendable.
-    private struct Source: @unchecked Sendable { let source: any DispatchSourceRead }
+    private struct Source: @unchecked Sendable { let source: any DispatchSourceProtocol }
     private let source: Mutex<Source?>
     private let pidfd: Int32
     private let handler: @Sendable () -> Void
 
+    private let pid: Int32
+    private let openError: Int32
+
     init(pid: Int32, handler: @escaping @Sendable () -> Void) {
+        self.pid = pid
         self.pidfd = swl_pidfd_open(pid)
+        self.openError = pidfd < 0 ? errno : 0
         self.handler = handler
         self.source = Mutex(nil)
     }
 
     func start() {
         guard pidfd >= 0 else {
-            // Already gone (ESRCH): report at once.
-            DispatchQueue.global().async { [handler] in handler() }
+            if openError == ESRCH {
+                // Already gone: report at once.
+                DispatchQueue.global().async { [handler] in handler() }
+            } else {
+                // No pidfd to be had (out of descriptors, …): poll rather than declare the
+                // container dead.
+                let start = processStartTime(pid)
+                let timer = DispatchSource.makeTimerSource(queue: .global())
+                timer.schedule(deadline: .now() + 1, repeating: 1)
+                let handler = self.handler, pid = self.pid
+                timer.setEventHandler { [weak self] in
+                    guard processStartTime(pid) != start || start == nil else { return }
+                    var status: Int32 = 0
+                    _ = waitpid(pid, &status, WNOHANG)
+                    self?.cancel()
+                    handler()
+                }
+                source.withLock { $0 = Source(source: timer) }
+                timer.resume()
+            }
             return
         }
         let source = DispatchSource.makeReadSource(fileDescriptor: pidfd, queue: .global())

@@ -57,9 +57,18 @@ public enum SeccompProfile: Sendable, Equatable, Codable {
             return nil
         case .runtimeDefault:
             let held = Set(capabilities.nameList)
-            let rules = Self.runtimeDefaultDenied.compactMap { syscall, capability -> Filter.Rule? in
+            var rules = Self.runtimeDefaultDenied.compactMap { syscall, capability -> Filter.Rule? in
                 if let capability, held.contains(capability) { return nil }
                 return Filter.Rule(action: "errno:1", syscall: syscall, args: [])
+            }
+            // clone(2) creating namespaces (a user namespace hands out capabilities inside it)
+            // and clone3, whose flags seccomp cannot see (ENOSYS: libc falls back to clone).
+            if !held.contains("CAP_SYS_ADMIN") {
+                let namespaceFlags: [UInt64] = [0x0002_0000, 0x0200_0000, 0x0400_0000, 0x0800_0000, 0x1000_0000, 0x2000_0000, 0x4000_0000]
+                for flag in namespaceFlags {
+                    rules.append(Filter.Rule(action: "errno:1", syscall: "clone", args: [(0, "masked_eq", flag, flag)]))
+                }
+                rules.append(Filter.Rule(action: "errno:38", syscall: "clone3", args: []))
             }
             return Filter(defaultAction: "allow", rules: rules)
         case .localhost(let path):
@@ -123,7 +132,8 @@ public enum SeccompProfile: Sendable, Equatable, Codable {
         for entry in profile.syscalls ?? [] {
             if let needed = entry.includes?.caps, !needed.allSatisfy(held.contains) { continue }
             if let excluded = entry.excludes?.caps, excluded.contains(where: held.contains) { continue }
-            let action = try Self.action(entry.action, errno: entry.errnoRet ?? profile.defaultErrnoRet)
+            // A rule's errno is its own errnoRet, else EPERM (defaultErrnoRet is the default action's).
+            let action = try Self.action(entry.action, errno: entry.errnoRet ?? 1)
             let args = try (entry.args ?? []).map { arg throws(ContainerizerError) -> (UInt32, String, UInt64, UInt64) in
                 let op: String = switch arg.op {
                 case "SCMP_CMP_NE": "ne"

@@ -153,6 +153,80 @@ struct ContainerizerTests {
         #expect(records.last.map { String($0[3]) } == "short")
     }
 
+    @Test("hardening: no leaked fds, read-only binds keep nosuid/nodev/noexec, clone(CLONE_NEWUSER) refused, a 16 KiB line is one record")
+    func hardening() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        // An fd this process leaks without CLOEXEC, at a number nothing else uses.
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        #expect(dup2(ends[1], 100) == 100)
+        defer { close(ends[0]); close(ends[1]); close(100) }
+        // A volume on a nosuid,nodev,noexec tmpfs, bound read-only.
+        let volume = try test.tree.directory("volume")
+        #expect(mount("tmpfs", volume, "tmpfs", UInt(MS_NOSUID) | UInt(MS_NODEV) | UInt(MS_NOEXEC), "size=1m") == 0)
+        defer { umount2(volume, Int32(MNT_DETACH)) }
+        // A static program that tries clone(CLONE_NEWUSER) and prints the errno.
+        try test.tree.write("clone.c", """
+            #define _GNU_SOURCE
+            #include <errno.h>
+            #include <sched.h>
+            #include <signal.h>
+            #include <stdio.h>
+            #include <sys/syscall.h>
+            #include <sys/wait.h>
+            #include <unistd.h>
+            int main(void) {
+              long pid = syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
+              if (pid == 0) _exit(0);
+              if (pid > 0) { waitpid((pid_t)pid, 0, 0); printf("clone-newuser-allowed\\n"); return 0; }
+              printf("clone-newuser-errno-%d\\n", errno);
+              return 0;
+            }
+            """)
+        let compiler = Process()
+        compiler.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+        compiler.arguments = ["-static", "-o", test.rootfs + "/bin/clonetest", test.tree.path + "/clone.c"]
+        try compiler.run()
+        compiler.waitUntilExit()
+        #expect(compiler.terminationStatus == 0)
+
+        var config = test.config("""
+            ls /proc/self/fd | tr '\\n' ' '; echo
+            grep ' /vol ' /proc/self/mountinfo
+            /bin/clonetest
+            head -c 16384 /dev/zero | tr '\\0' x; echo
+            """)
+        config.mounts = [ContainerConfig.Mount(source: volume, target: "/vol", readonly: true)]
+        config.seccomp = .runtimeDefault
+        config.user = .init(uid: 1000, gid: 1000)
+        config.logPath = test.tree.path + "/hardening.log"
+        try test.containerizer.launch(id: "hard", config: config)
+        #expect(try await test.containerizer.wait(id: "hard").exitCode == 0)
+        let records = readFile(test.tree.path + "/hardening.log").split(separator: "\n").map { $0.split(separator: " ", maxSplits: 3) }
+        let texts = records.map { $0.count == 4 ? String($0[3]) : "" }
+        #expect(!texts[0].split(separator: " ").contains("100"), "leaked fd 100 reached the container: \(texts[0])")
+        let mountLine = texts[1]
+        #expect(mountLine.contains(" ro,") && mountLine.contains("nosuid") && mountLine.contains("nodev") && mountLine.contains("noexec"))
+        #expect(texts[2] == "clone-newuser-errno-1")
+        #expect(records[3].count == 4 && String(records[3][2]) == "F" && records[3][3].count == 16384)
+        #expect(records.count == 4)
+    }
+
+    @Test("destroying a running container reaps its monitor (no zombie)")
+    func noZombie() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        let info = try test.containerizer.launch(id: "z", config: test.config("sleep 60"))
+        try test.containerizer.destroy(id: "z")
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(info.monitorPid)"))
+    }
+
+    @Test("a cgroups root that climbs out is refused", arguments: ["../escape", "/abs", "a/../b", ""])
+    func cgroupsRoot(root: String) {
+        #expect(throws: ContainerizerError.self) { _ = try Containerizer(stateRoot: "/tmp/unused", cgroupsRoot: root) }
+    }
+
     @Test("launch errors are precise: missing binary, exec format error, permission denied", arguments: [
         ("/bin/nonexistent", ENOENT), ("/bin/garbage", ENOEXEC), ("/bin/noexec", EACCES),
     ])

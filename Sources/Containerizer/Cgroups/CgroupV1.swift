@@ -64,6 +64,11 @@ public struct CgroupV1: ContainerCgroup {
         }
     }
 
+    /// Privileged containers use the host's /dev: every device.
+    public func allowAllDevices() throws(ContainerizerError) {
+        if let devices = paths["devices"] { try CgroupFiles.write(devices, "devices.allow", "a") }
+    }
+
     public func apply(_ limits: ResourceLimits, to controllers: Controllers) throws(ContainerizerError) {
         if controllers.contains(.cpu), let cpu = paths["cpu"] {
             if limits.cpuShares > 0 { try CgroupFiles.write(cpu, "cpu.shares", String(limits.cpuShares)) }

@@ -94,13 +94,16 @@ public struct CgroupV2: ContainerCgroup {
         if CgroupFiles.exists(path + "/cgroup.kill") {
             try CgroupFiles.write(path, "cgroup.kill", "1")
         } else {
+            // Before Linux 5.14: freeze (so nothing forks away), kill, thaw.
             try CgroupFiles.write(path, "cgroup.freeze", "1")
+            for _ in 0..<1000 where (try? CgroupFiles.readKeyed(path, "cgroup.events"))?["frozen"] != 1 { usleep(1000) }
             for pid in processes() { kill(pid, SIGKILL) }
             try CgroupFiles.write(path, "cgroup.freeze", "0")
         }
         for _ in 0..<1000 {
             let events = (try? CgroupFiles.readKeyed(path, "cgroup.events")) ?? [:]
             if events["populated"] == 0 || (events.isEmpty && processes().isEmpty) { return }
+            for pid in processes() { kill(pid, SIGKILL) }
             usleep(2000)
         }
         throw ContainerizerError(.cgroup, context: path, detail: "processes remain after cgroup.kill")
