@@ -271,6 +271,8 @@ public final class Containerizer: Sendable {
     public func kill(id: String, signal: Int32 = SIGTERM) throws(ContainerizerError) {
         guard let info = self.info(id: id) else { throw ContainerizerError(.notFound, context: id) }
         guard info.state == .running else { return }
+        // Exited already (its monitor may still be draining the output): its pid may be reused.
+        if access(Checkpoint(stateRoot: stateRoot, id: id).exitPath, F_OK) == 0 { return }
         if signal == SIGKILL {
             try cgroup(for: id).killAll()
         } else if Glibc.kill(info.pid, signal) != 0 && errno != ESRCH {

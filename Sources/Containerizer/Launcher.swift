@@ -14,9 +14,12 @@ import Glibc
 public struct Launcher: Sendable {
     /// The monitor executable.
     public let monitorPath: String
+    /// How long a container may take from spawn to exec before the launch fails.
+    public let timeoutSeconds: Int
 
-    public init(monitorPath: String) {
+    public init(monitorPath: String, timeoutSeconds: Int = 60) {
         self.monitorPath = monitorPath
+        self.timeoutSeconds = timeoutSeconds
     }
 
     /// `swiftlet-monitor` next to the running executable (the agent's, or the test runner's).
@@ -70,7 +73,14 @@ public struct Launcher: Sendable {
             throw ContainerizerError(.launch(stage: "monitor"), context: id, errno: spawned,
                                      detail: "spawn \(monitorPath): \(String(cString: strerror(spawned)))")
         }
-        let report = Self.readAll(pipeEnds[0])
+        guard let report = Self.readAll(pipeEnds[0], timeoutSeconds: timeoutSeconds) else {
+            // Stuck before exec (a hung FUSE or NFS path, a join that blocks): give up on it.
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            throw ContainerizerError(.launch(stage: "monitor"), context: id, errno: ETIMEDOUT,
+                                     detail: "the container did not start within \(timeoutSeconds) s")
+        }
         let fields = report.split(separator: "\n").first.map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) } ?? []
         if fields.count == 3, fields[0] == "ok", let child = Int32(fields[1]), let monitor = Int32(fields[2]) {
             // The monitor stays this process's child: the exit watch reaps it.
@@ -87,10 +97,21 @@ public struct Launcher: Sendable {
                                  detail: "monitor exited \(status) without a report\(report.isEmpty ? "" : ": \(report)")")
     }
 
-    static func readAll(_ fd: Int32) -> String {
+    /// Reads until EOF; nil if nothing ends it within the timeout.
+    static func readAll(_ fd: Int32, timeoutSeconds: Int) -> String? {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
+        var deadline = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &deadline)
+        deadline.tv_sec += timeoutSeconds
         while true {
+            var now = timespec()
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            let left = Int32(max(0, (deadline.tv_sec - now.tv_sec) * 1000 + (deadline.tv_nsec - now.tv_nsec) / 1_000_000))
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, left)
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 { return nil }
             let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
