@@ -62,7 +62,9 @@ struct Run: AsyncParsableCommand {
             "cniBinDirs": "\(configuration.cniBinDirs.joined(separator: ":"))", "logLevel": "\(configuration.logLevel.rawValue)",
             "shutdownGracePeriod": "\(configuration.shutdownGracePeriod)",
         ])
-        let signals = ShutdownSignals(logger: logger) { server.shutdown() }
+        let signals = ShutdownSignals(logger: logger, watchdog: configuration.shutdownGracePeriod.duration + .seconds(10)) {
+            server.shutdown()
+        }
         defer { signals.cancel() }
         try await server.run()
     }
@@ -171,11 +173,13 @@ enum Directories {
     }
 }
 
-/// SIGTERM and SIGINT: the first begins a graceful shutdown, a second exits at once.
+/// SIGTERM and SIGINT: the first begins a graceful shutdown, a second exits at once. A handler
+/// that ignores its cancellation cannot hold the process: `watchdog` after the first signal it
+/// exits anyway.
 final class ShutdownSignals {
     private let sources: [any DispatchSourceSignal]
 
-    init(logger: Logger, onShutdown: @escaping @Sendable () -> Void) {
+    init(logger: Logger, watchdog: Duration, onShutdown: @escaping @Sendable () -> Void) {
         signal(SIGPIPE, SIG_IGN)
         let received = SignalCount()
         sources = [SIGTERM, SIGINT].map { number in
@@ -186,6 +190,11 @@ final class ShutdownSignals {
                 if received.increment() == 1 {
                     logger.info("shutting down", metadata: ["signal": "\(name)"])
                     onShutdown()
+                    let (seconds, attoseconds) = watchdog.components
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000))) {
+                        logger.error("calls still running \(watchdog) after the signal; exiting without them")
+                        _exit(1)
+                    }
                 } else {
                     logger.warning("second signal: exiting without waiting for calls in flight", metadata: ["signal": "\(name)"])
                     _exit(1)  // at once: no atexit work (and no leak report of live objects)
