@@ -81,6 +81,12 @@ let package = Package(
             linkerSettings: [.linkedLibrary("crypto"), .linkedLibrary("z")]
         ),
 
+        /// Docker Registry HTTP API v2 / OCI distribution client: auth challenges, hosts.toml,
+        /// retries, verified downloads into the content store.
+        .target(name: "RegistryClient", dependencies: ["ImageStore", "CSwiftletHTTP"]),
+        /// libcurl for the registry client.
+        .target(name: "CSwiftletHTTP", linkerSettings: [.linkedLibrary("curl")]),
+
         // MARK: Agent
 
         /// Swiftlet's configuration: defaults, the YAML config file, validation.
@@ -90,12 +96,12 @@ let package = Package(
         /// The CRI runtime and image services: what each method means on this node.
         .target(
             name: "SwiftletRuntime",
-            dependencies: ["CRI", "Containerizer", "ImageStore", "SwiftletConfig", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CRI", "Containerizer", "ImageStore", "RegistryClient", "SwiftletConfig", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "swiftlet",
             dependencies: [
-                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore",
+                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore", "RegistryClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

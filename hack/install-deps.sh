@@ -3,7 +3,8 @@
 #   build:  libgrpc-dev (the gRPC C core), libprotobuf-c-dev, pkg-config
 #   codegen: protobuf-c-compiler, protobuf-compiler
 #   containers: libseccomp-dev (seccomp filters in swiftlet-monitor)
-#   images: libssl-dev (SHA-256), zlib1g-dev (gzip), attr (xattr checks in tests)
+#   images: libssl-dev (SHA-256), zlib1g-dev (gzip), libcurl4-openssl-dev (registry client);
+#           in tests attr (xattrs), docker-registry (a real registry), apache2-utils (htpasswd)
 #   tests:  busybox-static (the test containers' root filesystem), a Python venv (.venv) with
 #           grpcio, grpcio-tools and pytest
 # Swift itself (6.x) is expected at /opt/swift or on PATH.
@@ -11,7 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv
-          libseccomp-dev busybox-static libssl-dev zlib1g-dev attr)
+          libseccomp-dev busybox-static libssl-dev zlib1g-dev attr libcurl4-openssl-dev
+          docker-registry apache2-utils)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

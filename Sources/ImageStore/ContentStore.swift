@@ -38,48 +38,15 @@ public struct ContentStore: Sendable {
     public func ingest<Source: ByteStream & ~Copyable>(_ stream: consuming Source, expected: Digest, size: Int64? = nil) throws(ImageStoreError) -> Int64 {
         if contains(expected) { return self.size(expected) ?? 0 }
         var source = stream
-        let temporary = "\(root)/content/ingest/\(expected.hex).\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .io(temporary, "create") }
-        var keep = false
-        defer {
-            close(fd)
-            if !keep { unlink(temporary) }
-        }
-        var hash = SHA256()
-        var written: Int64 = 0
+        let writer = try BlobWriter(store: self, expected: expected, size: size)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         while true {
             let count = try source.read(into: buffer)
             if count == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[..<count])
-            hash.update(chunk)
-            var offset = 0
-            while offset < count {
-                let result = Glibc.write(fd, chunk.baseAddress! + offset, count - offset)
-                if result < 0 {
-                    if errno == EINTR { continue }
-                    throw .io(temporary, "write")
-                }
-                offset += result
-            }
-            written += Int64(count)
-            if let size, written > size {
-                throw ImageStoreError(.digestMismatch, context: expected.description, detail: "more than the \(size) bytes its descriptor gives")
-            }
+            try writer.write(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
         }
-        let actual = hash.finish()
-        guard actual == expected else {
-            throw ImageStoreError(.digestMismatch, context: expected.description, detail: "content has digest \(actual)")
-        }
-        if let size, written != size {
-            throw ImageStoreError(.digestMismatch, context: expected.description, detail: "\(written) bytes, its descriptor says \(size)")
-        }
-        guard fsync(fd) == 0 else { throw .io(temporary, "fsync") }
-        guard rename(temporary, path(expected)) == 0 else { throw .io(path(expected), "rename") }
-        keep = true
-        return written
+        return try writer.commit()
     }
 
     /// Writes a blob held in memory (manifests, configs).
@@ -129,6 +96,68 @@ public struct ContentStore: Sendable {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name != "." && name != ".." { unlink("\(root)/content/ingest/\(name)") }
         }
+    }
+}
+
+/// Writes one blob as its bytes arrive (a download), hashing them; ``commit()`` moves it into
+/// the store only if digest and size match. Dropping an uncommitted writer removes its file.
+public final class BlobWriter {
+    private let store: ContentStore
+    public let expected: Digest
+    public let size: Int64?
+    private let temporary: String
+    private var fd: Int32
+    private var hash: SHA256? = SHA256()
+    public private(set) var written: Int64 = 0
+    private var committed = false
+
+    public init(store: ContentStore, expected: Digest, size: Int64?) throws(ImageStoreError) {
+        self.store = store
+        self.expected = expected
+        self.size = size
+        temporary = "\(store.root)/content/ingest/\(expected.hex).\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
+        fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .io(temporary, "create") }
+    }
+
+    deinit {
+        if fd >= 0 { close(fd) }
+        if !committed { unlink(temporary) }
+    }
+
+    public func write(_ chunk: UnsafeRawBufferPointer) throws(ImageStoreError) {
+        hash!.update(chunk)
+        var offset = 0
+        while offset < chunk.count {
+            let result = Glibc.write(fd, chunk.baseAddress! + offset, chunk.count - offset)
+            if result < 0 {
+                if errno == EINTR { continue }
+                throw .io(temporary, "write")
+            }
+            offset += result
+        }
+        written += Int64(chunk.count)
+        if let size, written > size {
+            throw ImageStoreError(.digestMismatch, context: expected.description, detail: "more than the \(size) bytes its descriptor gives")
+        }
+    }
+
+    /// Verifies and moves the blob into the store; returns its size.
+    @discardableResult
+    public func commit() throws(ImageStoreError) -> Int64 {
+        let actual = hash.take()!.finish()
+        guard actual == expected else {
+            throw ImageStoreError(.digestMismatch, context: expected.description, detail: "content has digest \(actual)")
+        }
+        if let size, written != size {
+            throw ImageStoreError(.digestMismatch, context: expected.description, detail: "\(written) bytes, its descriptor says \(size)")
+        }
+        guard fsync(fd) == 0 else { throw .io(temporary, "fsync") }
+        close(fd)
+        fd = -1
+        guard rename(temporary, store.path(expected)) == 0 else { throw .io(store.path(expected), "rename") }
+        committed = true
+        return written
     }
 }
 

@@ -26,6 +26,9 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     public var isolation: [String] = ["cgroups/cpu", "cgroups/mem", "cgroups/pids", "namespaces/pid", "filesystem/linux"]
     /// The cgroup, under each hierarchy, that holds the containers (`--cgroups-root`).
     public var cgroupsRoot: String = "swiftlet"
+    /// Per-registry settings in containerd's layout, `<dir>/<host>/hosts.toml`
+    /// (`--registry-config-path`; point it at /etc/containerd/certs.d to share containerd's).
+    public var registryConfigPath: String = "/etc/swiftlet/certs.d"
 
     /// The built-in defaults.
     public init() {}
@@ -57,7 +60,7 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     /// The keys the config file accepts.
     public static let keys: Set<String> = [
         "criSocket", "root", "state", "logLevel", "logFormat", "cgroupDriver", "cniConfDir",
-        "cniBinDirs", "shutdownGracePeriod", "isolation", "cgroupsRoot",
+        "cniBinDirs", "shutdownGracePeriod", "isolation", "cgroupsRoot", "registryConfigPath",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -75,6 +78,7 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
             ?? defaults.shutdownGracePeriod
         isolation = try container.decodeIfPresent([String].self, forKey: .isolation) ?? defaults.isolation
         cgroupsRoot = try container.decodeIfPresent(String.self, forKey: .cgroupsRoot) ?? defaults.cgroupsRoot
+        registryConfigPath = try container.decodeIfPresent(String.self, forKey: .registryConfigPath) ?? defaults.registryConfigPath
     }
 }
 

@@ -1,20 +1,55 @@
 import CRI
 import Foundation
 import ImageStore
+import RegistryClient
 import Logging
 
 /// Swiftlet's CRI ImageService over the image store.
 ///
-/// ListImages, ImageStatus, RemoveImage and ImageFsInfo are served from the store (images get
-/// there with `swiftlet images import` today); PullImage answers UNIMPLEMENTED until the
-/// registry client lands (issue #4).
+/// PullImage pulls from registries (RegistryClient); ListImages, ImageStatus, RemoveImage and
+/// ImageFsInfo are served from the store.
 public struct ImageServiceHandler: ImageService {
     public let store: ImageStore
+    private let puller: Puller
     private let logger: Logger
 
-    public init(store: ImageStore, logger: Logger) {
+    public init(store: ImageStore, registryHosts: RegistryHosts, logger: Logger) {
         self.store = store
+        self.puller = Puller(store: store, hosts: registryHosts)
         self.logger = logger
+    }
+
+    public func pullImage(_ request: PullImageRequest, context: CallContext) async throws -> PullImageResponse {
+        let reference = request.image?.image ?? ""
+        guard !reference.isEmpty else { throw CRIError.invalidArgument("PullImage needs an image reference") }
+        var credentials = RegistryCredentials()
+        if let auth = request.auth {
+            credentials = RegistryCredentials(username: auth.username, password: auth.password,
+                                              identityToken: auth.identityToken, registryToken: auth.registryToken)
+            if credentials.username.isEmpty, !auth.auth.isEmpty {
+                guard let decoded = RegistryCredentials(auth: auth.auth) else {
+                    throw CRIError.invalidArgument("auth is not base64 of user:password")
+                }
+                credentials = decoded
+            }
+        }
+        let started = ContinuousClock.now
+        do {
+            let image = try await puller.pull(reference, credentials: credentials)
+            logger.info("image pulled", metadata: ["image": "\(reference)", "id": "\(image.id)", "duration": "\(ContinuousClock.now - started)"])
+            return PullImageResponse(imageRef: image.id.description)
+        } catch {
+            logger.warning("image pull failed", metadata: ["image": "\(reference)", "error": "\(error)"])
+            let code: CRIError.Code = switch error.kind {
+            case .unauthenticated: .unauthenticated
+            case .permissionDenied: .permissionDenied
+            case .notFound: .notFound
+            case .invalidReference: .invalidArgument
+            case .transport: .unavailable
+            case .protocolError, .store: .internal
+            }
+            throw CRIError(code, "pulling \(reference): \(error)")
+        }
     }
 
     /// The CRI's Image for a stored one: id = config digest; uid or username from the

@@ -1,12 +1,13 @@
 import ArgumentParser
 import ImageStore
+import RegistryClient
 
 /// `swiftlet images import|ls|rm|gc`: the image store without the CRI, with the agent's
 /// --root, safe to use while the agent runs.
 struct Images: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage images in the store (offline import, list, remove).",
-        subcommands: [ImportImage.self, ListImages.self, RemoveImages.self, CollectGarbage.self]
+        subcommands: [PullImage.self, ImportImage.self, ListImages.self, RemoveImages.self, CollectGarbage.self]
     )
 }
 
@@ -72,5 +73,25 @@ struct CollectGarbage: AsyncParsableCommand {
     func run() async throws {
         let removed = try options.store().collectGarbage()
         print("removed \(removed.blobs) blobs, \(removed.snapshots) snapshots")
+    }
+}
+
+struct PullImage: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pull", abstract: "Pull an image from its registry.")
+    @OptionGroup var options: ImageStoreOptions
+    @Option(name: .customLong("registry-config-path"), help: "hosts.toml directory. Default: /etc/swiftlet/certs.d.")
+    var registryConfigPath: String = "/etc/swiftlet/certs.d"
+    @Option(help: "USER:PASSWORD for the registry.") var user: String?
+    @Argument var reference: String
+
+    func run() async throws {
+        var credentials = RegistryCredentials()
+        if let user {
+            let parts = user.split(separator: ":", maxSplits: 1).map(String.init)
+            credentials = RegistryCredentials(username: parts[0], password: parts.count > 1 ? parts[1] : "")
+        }
+        let image = try await Puller(store: try options.store(), hosts: RegistryHosts(configPath: registryConfigPath))
+            .pull(reference, credentials: credentials)
+        print(image.id)
     }
 }

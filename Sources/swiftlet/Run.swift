@@ -3,6 +3,7 @@ import CRIServer
 import Dispatch
 import GRPCServer
 import ImageStore
+import RegistryClient
 import Logging
 import SwiftletConfig
 import SwiftletLogging
@@ -51,7 +52,8 @@ struct Run: AsyncParsableCommand {
             configuration: configuration, readiness: ReadinessProbe(configuration: configuration), logger: logger)
         let images = try ImageStore(root: configuration.root + "/images")
         let server = try CRIServer(
-            socketPath: configuration.criSocket, runtime: runtime, images: ImageServiceHandler(store: images, logger: logger),
+            socketPath: configuration.criSocket, runtime: runtime,
+            images: ImageServiceHandler(store: images, registryHosts: RegistryHosts(configPath: configuration.registryConfigPath), logger: logger),
             shutdownGrace: configuration.shutdownGracePeriod.duration, logger: logger)
         logger.info("starting swiftlet", metadata: [
             "version": "\(BuildInfo.version)", "root": "\(configuration.root)", "state": "\(configuration.state)",
@@ -99,6 +101,9 @@ struct ConfigFlags: ParsableArguments {
     @Option(name: .customLong("cni-bin-dir"), help: "A CNI plugin directory; repeat for several. Default: /usr/lib/cni and /opt/cni/bin.")
     var cniBinDirs: [String] = []
 
+    @Option(name: .customLong("registry-config-path"), help: "Registry hosts.toml directory (containerd's layout). Default: /etc/swiftlet/certs.d.")
+    var registryConfigPath: String?
+
     @Option(name: .customLong("shutdown-grace-period"), help: "How long CRI calls in flight may run after SIGTERM (Go duration). Default: 10s.")
     var shutdownGracePeriod: String?
 
@@ -118,6 +123,7 @@ struct ConfigFlags: ParsableArguments {
         if let cgroupDriver { configuration.cgroupDriver = cgroupDriver }
         if let cniConfDir { configuration.cniConfDir = cniConfDir }
         if !cniBinDirs.isEmpty { configuration.cniBinDirs = cniBinDirs }
+        if let registryConfigPath { configuration.registryConfigPath = registryConfigPath }
         if let shutdownGracePeriod {
             guard let duration = GoDuration(parsing: shutdownGracePeriod) else {
                 throw ValidationError("--shutdown-grace-period: \"\(shutdownGracePeriod)\" is not a duration such as 10s or 500ms")

@@ -106,3 +106,92 @@ def docker_archive(path, tag):
                                                      "Layers": [f"layer{i}/layer.tar" for i in range(len(raw))]}]).encode())
     pathlib.Path(path).write_bytes(_tar(add))
     return sha(config_bytes)
+
+
+def oci_image_blobs(platform_arch="amd64", docker=False):
+    """(manifest bytes, media type, {digest: bytes}) of the test image, as OCI or Docker v2."""
+    raw = layers()
+    compressed = [gzip.compress(layer, mtime=0) for layer in raw]
+    config_bytes = config([sha(layer) for layer in raw])
+    blobs = {sha(config_bytes): config_bytes}
+    for layer in compressed:
+        blobs[sha(layer)] = layer
+    if docker:
+        media, config_media, layer_media = ("application/vnd.docker.distribution.manifest.v2+json",
+                                            "application/vnd.docker.container.image.v1+json",
+                                            "application/vnd.docker.image.rootfs.diff.tar.gzip")
+    else:
+        media, config_media, layer_media = ("application/vnd.oci.image.manifest.v1+json",
+                                            "application/vnd.oci.image.config.v1+json",
+                                            "application/vnd.oci.image.layer.v1.tar+gzip")
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": media,
+        "config": {"mediaType": config_media, "digest": sha(config_bytes), "size": len(config_bytes)},
+        "layers": [{"mediaType": layer_media, "digest": sha(c), "size": len(c)} for c in compressed],
+    }, sort_keys=True).encode()
+    return manifest, media, blobs
+
+
+class Registry:
+    """A real Distribution registry (Debian's docker-registry) on a loopback port."""
+
+    def __init__(self, base, htpasswd=None):
+        import socket
+        import time
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.base = pathlib.Path(base)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.data = self.base / "data"
+        auth = ""
+        if htpasswd:
+            user, password = htpasswd
+            line = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True).stdout.strip()
+            (self.base / "htpasswd").write_text(line + "\n")
+            auth = f"auth:\n  htpasswd:\n    realm: swiftlet-test\n    path: {self.base / 'htpasswd'}\n"
+        (self.base / "config.yml").write_text(
+            f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {self.data}\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n{auth}")
+        self.process = subprocess.Popen(["docker-registry", "serve", str(self.base / "config.yml")],
+                                        stdout=subprocess.DEVNULL, stderr=open(self.base / "registry.log", "w"))
+        self.auth = htpasswd
+        import urllib.request
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break  # 401: up, with auth
+            except OSError:
+                time.sleep(0.1)
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    def _request(self, method, path, data=None, headers=None):
+        import base64
+        import urllib.request
+        request = urllib.request.Request(f"http://{self.host}{path}" if path.startswith("/") else path,
+                                         data=data, method=method, headers=headers or {})
+        if self.auth:
+            request.add_header("Authorization", "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode())
+        return urllib.request.urlopen(request, timeout=30)
+
+    def push(self, repository, reference, manifest, media_type, blobs):
+        for digest, data in blobs.items():
+            location = self._request("POST", f"/v2/{repository}/blobs/uploads/").headers["Location"]
+            separator = "&" if "?" in location else "?"
+            self._request("PUT", f"{location}{separator}digest={digest}", data=data,
+                          headers={"Content-Type": "application/octet-stream"})
+        self._request("PUT", f"/v2/{repository}/manifests/{reference}", data=manifest, headers={"Content-Type": media_type})
+        return sha(manifest)
+
+    def blob_path(self, digest):
+        hexdigest = digest[7:]
+        return self.data / "docker/registry/v2/blobs/sha256" / hexdigest[:2] / hexdigest / "data"
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()

@@ -8,7 +8,7 @@ import pytest
 
 IMPLEMENTED = {"Version", "Status", "RuntimeConfig", "UpdateRuntimeConfig", "GetContainerEvents", "ListImages", "ImageFsInfo"}
 # Implemented, and an empty request is wrong for them.
-NEED_ARGUMENTS = {"ImageStatus", "RemoveImage"}
+NEED_ARGUMENTS = {"ImageStatus", "RemoveImage", "PullImage"}
 
 
 def methods(module):

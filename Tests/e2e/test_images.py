@@ -103,8 +103,3 @@ def test_tampered_blob_is_rejected_and_nothing_is_stored(agent, cri, tmp_path):
     assert list((agent.root / "images/content/blobs/sha256").iterdir()) == []
 
 
-def test_pull_is_not_implemented_yet(agent, cri):
-    stub = cri.v1_grpc.ImageServiceStub(agent.channel())
-    with pytest.raises(grpc.RpcError) as error:
-        stub.PullImage(cri.v1.PullImageRequest(image=cri.v1.ImageSpec(image="busybox")))
-    assert error.value.code() == grpc.StatusCode.UNIMPLEMENTED

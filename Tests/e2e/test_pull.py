@@ -1,0 +1,129 @@
+"""PullImage against a real registry (Debian's docker-registry, Distribution 2.8) on
+loopback, reached through a hosts.toml in containerd's layout, by the real agent over the CRI."""
+import base64
+import json
+
+import grpc
+import pytest
+
+import images
+
+
+@pytest.fixture
+def registry(tmp_path):
+    running = images.Registry(tmp_path / "registry")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def auth_registry(tmp_path):
+    running = images.Registry(tmp_path / "auth-registry", htpasswd=("puller", "s3cret"))
+    yield running
+    running.stop()
+
+
+def agent_for(make_agent, tmp_path, *registries, mirror_docker_io=None):
+    """An agent whose --registry-config-path declares each registry plain HTTP."""
+    certs = tmp_path / "certs.d"
+    for registry in registries:
+        (certs / registry.host).mkdir(parents=True, exist_ok=True)
+        (certs / registry.host / "hosts.toml").write_text(f'server = "http://{registry.host}"\n')
+    if mirror_docker_io:
+        (certs / "docker.io").mkdir(parents=True, exist_ok=True)
+        (certs / "docker.io" / "hosts.toml").write_text(
+            f'server = "https://registry-1.docker.io"\n\n[host."http://{mirror_docker_io.host}"]\n'
+            f'  capabilities = ["pull", "resolve"]\n')
+    return make_agent(extra_args=["--registry-config-path", str(certs)])
+
+
+def pull(agent, cri, reference, auth=None):
+    stub = cri.v1_grpc.ImageServiceStub(agent.channel())
+    return stub.PullImage(cri.v1.PullImageRequest(image=cri.v1.ImageSpec(image=reference), auth=auth), timeout=60)
+
+
+@pytest.mark.parametrize("docker", [False, True], ids=["oci", "docker-v2"])
+def test_pull_each_manifest_format(make_agent, tmp_path, cri, registry, docker):
+    manifest, media, blobs = images.oci_image_blobs(docker=docker)
+    registry.push("team/app", "v1", manifest, media, blobs)
+    agent = agent_for(make_agent, tmp_path, registry)
+    config = next(d for d, b in blobs.items() if b.startswith(b"{"))
+    assert pull(agent, cri, f"{registry.host}/team/app:v1").image_ref == config
+    stub = cri.v1_grpc.ImageServiceStub(agent.channel())
+    status = stub.ImageStatus(cri.v1.ImageStatusRequest(image=cri.v1.ImageSpec(image=f"{registry.host}/team/app:v1")))
+    assert status.image.id == config and status.image.uid.value == 1000
+    assert f"{registry.host}/team/app@{images.sha(manifest)}" in status.image.repo_digests
+    # Warm: everything is present, the pull is a manifest round trip.
+    assert pull(agent, cri, f"{registry.host}/team/app:v1").image_ref == config
+    # By digest too.
+    assert pull(agent, cri, f"{registry.host}/team/app@{images.sha(manifest)}").image_ref == config
+
+
+def test_manifest_list_picks_this_platform(make_agent, tmp_path, cri, registry):
+    manifest, media, blobs = images.oci_image_blobs(docker=True)
+    amd64 = registry.push("multi/app", images.sha(manifest), manifest, media, blobs)
+    # The arm64 entry: a config of its own and no layers (its blobs must not be fetched).
+    other_config = json.dumps({"architecture": "arm64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+    other = json.dumps({"schemaVersion": 2, "mediaType": media, "layers": [], "config": {
+        "mediaType": "application/vnd.docker.container.image.v1+json", "digest": images.sha(other_config), "size": len(other_config)}}).encode()
+    arm64 = registry.push("multi/app", images.sha(other), other, media, {images.sha(other_config): other_config})
+    listing = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json", "manifests": [
+        {"mediaType": media, "digest": arm64, "size": len(other), "platform": {"architecture": "arm64", "os": "linux", "variant": "v8"}},
+        {"mediaType": media, "digest": amd64, "size": len(manifest), "platform": {"architecture": "amd64", "os": "linux"}},
+    ]}).encode()
+    registry.push("multi/app", "latest", listing, "application/vnd.docker.distribution.manifest.list.v2+json", {})
+    agent = agent_for(make_agent, tmp_path, registry)
+    config = next(d for d, b in blobs.items() if b.startswith(b"{"))
+    assert pull(agent, cri, f"{registry.host}/multi/app").image_ref == config
+    assert not (agent.root / "images/content/blobs/sha256" / images.sha(other_config)[7:]).exists()
+
+
+def test_auth_failures_name_the_registry_and_credentials_work(make_agent, tmp_path, cri, auth_registry):
+    manifest, media, blobs = images.oci_image_blobs()
+    auth_registry.push("private/app", "v1", manifest, media, blobs)
+    agent = agent_for(make_agent, tmp_path, auth_registry)
+    reference = f"{auth_registry.host}/private/app:v1"
+    for credentials in [None, cri.v1.AuthConfig(username="puller", password="wrong")]:
+        with pytest.raises(grpc.RpcError) as refused:
+            pull(agent, cri, reference, credentials)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert auth_registry.host in refused.value.details()
+    assert pull(agent, cri, reference, cri.v1.AuthConfig(username="puller", password="s3cret")).image_ref
+    encoded = base64.b64encode(b"puller:s3cret").decode()
+    assert pull(agent, cri, reference, cri.v1.AuthConfig(auth=encoded)).image_ref
+
+
+def test_tampered_blob_is_rejected(make_agent, tmp_path, cri, registry):
+    manifest, media, blobs = images.oci_image_blobs()
+    registry.push("team/tampered", "v1", manifest, media, blobs)
+    layer = max(blobs, key=lambda d: len(blobs[d]))
+    path = registry.blob_path(layer)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    agent = agent_for(make_agent, tmp_path, registry)
+    with pytest.raises(grpc.RpcError) as refused:
+        pull(agent, cri, f"{registry.host}/team/tampered:v1")
+    assert refused.value.code() == grpc.StatusCode.INTERNAL
+    assert "content has digest" in refused.value.details()
+    stub = cri.v1_grpc.ImageServiceStub(agent.channel())
+    assert list(stub.ListImages(cri.v1.ListImagesRequest()).images) == []
+    assert not (agent.root / "images/content/blobs/sha256" / layer[7:]).exists()
+
+
+def test_unknown_image_is_not_found(make_agent, tmp_path, cri, registry):
+    agent = agent_for(make_agent, tmp_path, registry)
+    with pytest.raises(grpc.RpcError) as missing:
+        pull(agent, cri, f"{registry.host}/nobody/here:v1")
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_docker_io_through_a_hosts_toml_mirror(make_agent, tmp_path, cri, registry):
+    manifest, media, blobs = images.oci_image_blobs()
+    registry.push("library/mirrored", "latest", manifest, media, blobs)
+    agent = agent_for(make_agent, tmp_path, mirror_docker_io=registry)
+    config = next(d for d, b in blobs.items() if b.startswith(b"{"))
+    # "mirrored" normalizes to docker.io/library/mirrored:latest, served by the mirror.
+    assert pull(agent, cri, "mirrored").image_ref == config
+    stub = cri.v1_grpc.ImageServiceStub(agent.channel())
+    assert stub.ImageStatus(cri.v1.ImageStatusRequest(image=cri.v1.ImageSpec(image="docker.io/library/mirrored:latest"))).image.id == config
