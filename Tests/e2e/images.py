@@ -135,7 +135,7 @@ def oci_image_blobs(platform_arch="amd64", docker=False):
 class Registry:
     """A real Distribution registry (Debian's docker-registry) on a loopback port."""
 
-    def __init__(self, base, htpasswd=None):
+    def __init__(self, base, htpasswd=None, token=None):
         import socket
         import time
         with socket.socket() as probe:
@@ -150,6 +150,10 @@ class Registry:
             line = subprocess.run(["htpasswd", "-Bbn", user, password], capture_output=True, text=True, check=True).stdout.strip()
             (self.base / "htpasswd").write_text(line + "\n")
             auth = f"auth:\n  htpasswd:\n    realm: swiftlet-test\n    path: {self.base / 'htpasswd'}\n"
+        if token:
+            auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: swiftlet-test-registry\n"
+                    f"    issuer: swiftlet-test-token\n    rootcertbundle: {token.bundle}\n")
+        self.token = token
         (self.base / "config.yml").write_text(
             f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {self.data}\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n{auth}")
@@ -177,9 +181,13 @@ class Registry:
                                          data=data, method=method, headers=headers or {})
         if self.auth:
             request.add_header("Authorization", "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode())
+        if self.token:
+            bearer = self.token.token("pusher", "swiftlet-test-registry", [f"repository:{self.pushing}:pull,push"])
+            request.add_header("Authorization", "Bearer " + bearer)
         return urllib.request.urlopen(request, timeout=30)
 
     def push(self, repository, reference, manifest, media_type, blobs):
+        self.pushing = repository
         for digest, data in blobs.items():
             location = self._request("POST", f"/v2/{repository}/blobs/uploads/").headers["Location"]
             separator = "&" if "?" in location else "?"
@@ -195,3 +203,95 @@ class Registry:
     def stop(self):
         self.process.terminate()
         self.process.wait()
+
+
+class TokenService:
+    """A small Docker token service (the Bearer flow), for a real registry configured with
+    `auth: token`: checks Basic credentials and hands out ES256 JWTs whose x5c chains to the
+    certificate the registry trusts."""
+
+    def __init__(self, base, users):
+        import datetime
+        import http.server
+        import socket
+        import threading
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        self.base = pathlib.Path(base)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.users = users
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "swiftlet-test-token")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        self.certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(self.key.public_key())
+                            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+                            .not_valid_after(now + datetime.timedelta(days=1)).sign(self.key, hashes.SHA256()))
+        self.bundle = self.base / "token.crt"
+        self.bundle.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
+        self.issued = []
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                import base64
+                import urllib.parse
+                query = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
+                header = self.headers.get("Authorization", "")
+                user = None
+                if header.startswith("Basic "):
+                    user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+                    if service.users.get(user) != password:
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                scopes = query.get("scope", [])
+                token = service.token(user or "", query.get("service", [""])[0], scopes if user else [])
+                service.issued.append((user, scopes))
+                body = json.dumps({"token": token, "expires_in": 300}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def realm(self):
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def token(self, subject, audience, scopes):
+        import base64
+        import time
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        def b64(data):
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": actions.split(",")})
+        header = {"typ": "JWT", "alg": "ES256",
+                  "x5c": [base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode()]}
+        now = int(time.time())
+        claims = {"iss": "swiftlet-test-token", "sub": subject, "aud": audience, "exp": now + 300, "nbf": now - 10,
+                  "iat": now, "jti": str(now) + subject, "access": access}
+        signing = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self.key.sign(signing.encode(), ec.ECDSA(hashes.SHA256())))
+        return signing + "." + b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+
+    def stop(self):
+        self.server.shutdown()

@@ -127,3 +127,29 @@ def test_docker_io_through_a_hosts_toml_mirror(make_agent, tmp_path, cri, regist
     assert pull(agent, cri, "mirrored").image_ref == config
     stub = cri.v1_grpc.ImageServiceStub(agent.channel())
     assert stub.ImageStatus(cri.v1.ImageStatusRequest(image=cri.v1.ImageSpec(image="docker.io/library/mirrored:latest"))).image.id == config
+
+
+@pytest.fixture
+def token_registry(tmp_path):
+    service = images.TokenService(tmp_path / "token", users={"puller": "s3cret"})
+    running = images.Registry(tmp_path / "token-registry", token=service)
+    yield running, service
+    running.stop()
+    service.stop()
+
+
+def test_bearer_token_flow(make_agent, tmp_path, cri, token_registry):
+    registry, service = token_registry
+    manifest, media, blobs = images.oci_image_blobs()
+    registry.push("private/tokened", "v1", manifest, media, blobs)
+    agent = agent_for(make_agent, tmp_path, registry)
+    reference = f"{registry.host}/private/tokened:v1"
+    # Anonymous: the service issues a token without access; the registry refuses it.
+    with pytest.raises(grpc.RpcError) as refused:
+        pull(agent, cri, reference)
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with pytest.raises(grpc.RpcError) as refused:
+        pull(agent, cri, reference, cri.v1.AuthConfig(username="puller", password="wrong"))
+    assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED and registry.host in refused.value.details()
+    assert pull(agent, cri, reference, cri.v1.AuthConfig(username="puller", password="s3cret")).image_ref
+    assert ("puller", ["repository:private/tokened:pull"]) in service.issued
