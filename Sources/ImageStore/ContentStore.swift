@@ -88,13 +88,17 @@ public struct ContentStore: Sendable {
         return found.sorted()
     }
 
-    /// Removes ingest files left by writes that never finished.
+    /// Removes ingest files left by writes that never finished: those of processes that are
+    /// gone (`<hex>.<pid>.<random>`); a pull running in another process keeps its file.
     public func cleanIngests() {
         guard let directory = opendir("\(root)/content/ingest") else { return }
         defer { closedir(directory) }
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { unlink("\(root)/content/ingest/\(name)") }
+            if name == "." || name == ".." { continue }
+            let parts = name.split(separator: ".")
+            if parts.count == 3, let pid = Int32(parts[1]), kill(pid, 0) == 0 || errno == EPERM { continue }
+            unlink("\(root)/content/ingest/\(name)")
         }
     }
 }

@@ -37,6 +37,7 @@ public struct Puller: Sendable {
     public let hosts: RegistryHosts
     /// Layers downloaded at once.
     public var concurrency = 3
+    private let inFlight = InFlightPulls()
 
     public init(store: ImageStore, hosts: RegistryHosts) {
         self.store = store
@@ -48,9 +49,17 @@ public struct Puller: Sendable {
         MediaType.dockerSchema1Signed, MediaType.dockerSchema1,
     ].joined(separator: ", ")
 
-    /// Pulls `reference`; returns the stored image.
+    /// Pulls `reference`; returns the stored image. Concurrent pulls of the same reference with
+    /// the same credentials share one download.
     public func pull(_ reference: String, credentials: RegistryCredentials = RegistryCredentials()) async throws(RegistryError) -> StoredImage {
         guard let parsed = ImageReference(reference) else { throw RegistryError(.invalidReference, context: reference) }
+        let key = InFlightPulls.Key(reference: parsed.description, credentials: credentials)
+        return try await inFlight.run(key) { () async throws(RegistryError) -> StoredImage in
+            try await pullNow(parsed, credentials: credentials)
+        }
+    }
+
+    private func pullNow(_ parsed: ImageReference, credentials: RegistryCredentials) async throws(RegistryError) -> StoredImage {
         var lastError = RegistryError(.transport, context: parsed.registry, detail: "no endpoint configured")
         for endpoint in hosts.endpoints(for: parsed.registry) where endpoint.capabilities.contains("pull") {
             if parsed.digest == nil && !endpoint.capabilities.contains("resolve") { continue }
@@ -135,6 +144,43 @@ public struct Puller: Sendable {
     private func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8], _ digest: Digest) throws(RegistryError) -> T {
         do { return try JSONDecoder().decode(type, from: Data(bytes)) } catch {
             throw RegistryError(.protocolError, context: digest.description, detail: "not a valid \(T.self)")
+        }
+    }
+}
+
+/// The pulls in progress, so a second request for the same image (same credentials: never
+/// share another caller's access) waits for the first instead of downloading again. Each
+/// pull's task is owned here until it ends.
+final class InFlightPulls: Sendable {
+    struct Key: Hashable, Sendable {
+        var reference: String
+        var credentials: String
+
+        init(reference: String, credentials: RegistryCredentials) {
+            self.reference = reference
+            self.credentials = [credentials.username, credentials.password, credentials.identityToken, credentials.registryToken]
+                .joined(separator: "\u{0}")
+        }
+    }
+
+    private let tasks = Mutex<[Key: Task<StoredImage, any Error>]>([:])
+
+    func run(_ key: Key, _ body: @escaping @Sendable () async throws(RegistryError) -> StoredImage) async throws(RegistryError) -> StoredImage {
+        let task = tasks.withLock { tasks in
+            if let running = tasks[key] { return running }
+            let task = Task { () async throws -> StoredImage in
+                defer { _ = self.tasks.withLock { $0.removeValue(forKey: key) } }
+                return try await body()
+            }
+            tasks[key] = task
+            return task
+        }
+        do {
+            return try await task.value
+        } catch let error as RegistryError {
+            throw error
+        } catch {
+            throw RegistryError(.transport, context: key.reference, detail: "\(error)")
         }
     }
 }

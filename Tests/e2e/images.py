@@ -108,10 +108,13 @@ def docker_archive(path, tag):
     return sha(config_bytes)
 
 
-def oci_image_blobs(platform_arch="amd64", docker=False):
-    """(manifest bytes, media type, {digest: bytes}) of the test image, as OCI or Docker v2."""
+def oci_image_blobs(platform_arch="amd64", docker=False, big_layer_bytes=0):
+    """(manifest bytes, media type, {digest: bytes}) of the test image, as OCI or Docker v2;
+    with big_layer_bytes, a third layer of that much random data (stored gzip level 1)."""
     raw = layers()
-    compressed = [gzip.compress(layer, mtime=0) for layer in raw]
+    if big_layer_bytes:
+        raw.append(_tar(lambda archive: _file(archive, "data/random.bin", os.urandom(big_layer_bytes))))
+    compressed = [gzip.compress(layer, compresslevel=1, mtime=0) for layer in raw]
     config_bytes = config([sha(layer) for layer in raw])
     blobs = {sha(config_bytes): config_bytes}
     for layer in compressed:
@@ -135,7 +138,7 @@ def oci_image_blobs(platform_arch="amd64", docker=False):
 class Registry:
     """A real Distribution registry (Debian's docker-registry) on a loopback port."""
 
-    def __init__(self, base, htpasswd=None, token=None):
+    def __init__(self, base, htpasswd=None, token=None, log_level="error"):
         import socket
         import time
         with socket.socket() as probe:
@@ -155,7 +158,7 @@ class Registry:
                     f"    issuer: swiftlet-test-token\n    rootcertbundle: {token.bundle}\n")
         self.token = token
         (self.base / "config.yml").write_text(
-            f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {self.data}\n"
+            f"version: 0.1\nlog:\n  level: {log_level}\nstorage:\n  filesystem:\n    rootdirectory: {self.data}\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n{auth}")
         self.process = subprocess.Popen(["docker-registry", "serve", str(self.base / "config.yml")],
                                         stdout=subprocess.DEVNULL, stderr=open(self.base / "registry.log", "w"))
@@ -203,6 +206,11 @@ class Registry:
     def stop(self):
         self.process.terminate()
         self.process.wait()
+
+    def blob_fetches(self, digest):
+        """How many GETs of a blob the registry served (from its access log)."""
+        log = (self.base / "registry.log").read_text()
+        return sum(1 for line in log.splitlines() if f"/blobs/{digest}" in line and "GET" in line and "response completed" in line)
 
 
 class TokenService:

@@ -153,3 +153,52 @@ def test_bearer_token_flow(make_agent, tmp_path, cri, token_registry):
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED and registry.host in refused.value.details()
     assert pull(agent, cri, reference, cri.v1.AuthConfig(username="puller", password="s3cret")).image_ref
     assert ("puller", ["repository:private/tokened:pull"]) in service.issued
+
+
+def test_concurrent_pulls_of_one_image_share_the_download(make_agent, tmp_path, cri):
+    registry = images.Registry(tmp_path / "logged-registry", log_level="info")
+    try:
+        manifest, media, blobs = images.oci_image_blobs(big_layer_bytes=8 << 20)
+        registry.push("team/shared", "v1", manifest, media, blobs)
+        agent = agent_for(make_agent, tmp_path, registry)
+        reference = f"{registry.host}/team/shared:v1"
+        import concurrent.futures
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            refs = list(pool.map(lambda _: pull(agent, cri, reference).image_ref, range(4)))
+        assert len(set(refs)) == 1
+        biggest = max(blobs, key=lambda d: len(blobs[d]))
+        assert registry.blob_fetches(biggest) == 1
+    finally:
+        registry.stop()
+
+
+def test_a_pull_killed_mid_layer_then_retried_works(tmp_path, registry):
+    import os
+    import signal
+    import subprocess
+    import time
+    from conftest import SWIFTLET
+    manifest, media, blobs = images.oci_image_blobs(big_layer_bytes=64 << 20)
+    registry.push("team/big", "v1", manifest, media, blobs)
+    certs = tmp_path / "certs.d" / registry.host
+    certs.mkdir(parents=True)
+    (certs / "hosts.toml").write_text(f'server = "http://{registry.host}"\n')
+    root = tmp_path / "root"
+    command = [SWIFTLET, "images", "pull", "--root", str(root), "--registry-config-path", str(tmp_path / "certs.d"),
+               f"{registry.host}/team/big:v1"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ingest = root / "images/content/ingest"
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(p.stat().st_size > 1 << 20 for p in ingest.glob("*") if p.exists()):
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    partial = list(ingest.iterdir())
+    assert partial, "the pull was not caught mid-layer"
+    biggest = max(blobs, key=lambda d: len(blobs[d]))
+    assert not (root / "images/content/blobs/sha256" / biggest[7:]).exists()  # no half blob in the store
+    second = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    subprocess.run([SWIFTLET, "images", "gc", "--root", str(root)], check=True, capture_output=True)
+    assert list(ingest.iterdir()) == []  # the killed pull's leftovers are gone
+    assert (root / "images/content/blobs/sha256" / biggest[7:]).stat().st_size == len(blobs[biggest])
