@@ -34,6 +34,10 @@ public struct ImageReference: Sendable, Hashable, CustomStringConvertible {
             registry = components.removeFirst()
         }
         if registry == "index.docker.io" || registry == "registry-1.docker.io" { registry = Self.defaultRegistry }
+        // host[:port]: one colon at most, a numeric port after it.
+        let hostParts = registry.split(separator: ":", omittingEmptySubsequences: false)
+        guard hostParts.count <= 2, !hostParts[0].isEmpty, hostParts.count == 1 || (!hostParts[1].isEmpty && hostParts[1].allSatisfy(\.isNumber)),
+              hostParts[0].allSatisfy({ $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }) else { return nil }
         if registry == Self.defaultRegistry && components.count == 1 { components.insert("library", at: 0) }
         for component in components {
             let valid = component.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "." || $0 == "_" || $0 == "-" }

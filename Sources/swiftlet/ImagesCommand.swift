@@ -7,7 +7,8 @@ import RegistryClient
 struct Images: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage images in the store (offline import, list, remove).",
-        subcommands: [PullImage.self, ImportImage.self, ListImages.self, RemoveImages.self, CollectGarbage.self]
+        subcommands: [PullImage.self, ImportImage.self, ListImages.self, RemoveImages.self, CollectGarbage.self,
+                      MountRootfs.self, UnmountRootfs.self]
     )
 }
 
@@ -93,5 +94,30 @@ struct PullImage: AsyncParsableCommand {
         let image = try await Puller(store: try options.store(), hosts: RegistryHosts(configPath: registryConfigPath))
             .pull(reference, credentials: credentials)
         print(image.id)
+    }
+}
+
+struct MountRootfs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount", abstract: "Make a container root filesystem over an image in DIR (overlay, or a copy); print it.")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument var reference: String
+    @Argument var directory: String
+
+    func run() async throws {
+        let store = try options.store()
+        guard let image = store.resolve(reference) else { throw ValidationError("no image \(reference)") }
+        let (path, kind) = try store.mountRootfs(image, at: directory)
+        print(path, kind.rawValue)
+    }
+}
+
+struct UnmountRootfs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "unmount", abstract: "Undo `mount`: unmount and remove DIR.")
+    @OptionGroup var options: ImageStoreOptions
+    @Argument var directory: String
+
+    func run() async throws {
+        try options.store().removeRootfs(at: directory)
     }
 }

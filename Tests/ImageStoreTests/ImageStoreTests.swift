@@ -204,3 +204,46 @@ struct LayerTests {
 func makedev(_ major: UInt32, _ minor: UInt32) -> dev_t {
     dev_t((UInt64(major & 0xfff) << 8) | UInt64(minor & 0xff) | (UInt64(minor & ~0xff) << 12) | (UInt64(major & ~0xfff) << 32))
 }
+
+@Suite("references and manifests")
+struct ReferenceTests {
+    @Test("references normalize as containerd normalizes them", arguments: [
+        ("busybox", "docker.io/library/busybox:latest"),
+        ("busybox:1.36", "docker.io/library/busybox:1.36"),
+        ("library/busybox", "docker.io/library/busybox:latest"),
+        ("index.docker.io/library/busybox", "docker.io/library/busybox:latest"),
+        ("quay.io/team/app:v1", "quay.io/team/app:v1"),
+        ("localhost:5000/app", "localhost:5000/app:latest"),
+        ("registry.local/a/b/c@sha256:" + String(repeating: "a", count: 64), "registry.local/a/b/c@sha256:" + String(repeating: "a", count: 64)),
+    ])
+    func normalize(text: String, normalized: String) {
+        #expect(ImageReference(text)?.description == normalized)
+    }
+
+    @Test("invalid references are refused", arguments: ["", "UPPER/case", "a//b", "name:", "name@sha256:short", "a:b:c/d"])
+    func invalid(text: String) {
+        #expect(ImageReference(text) == nil)
+    }
+
+    @Test("Docker schema 1 is refused with a clear error")
+    func schema1() throws {
+        let scratch = try Scratch()
+        let store = try ImageStore(root: scratch.path)
+        let bytes = Array(#"{"schemaVersion": 1, "name": "old", "tag": "v1", "fsLayers": []}"#.utf8)
+        let digest = Digest.of(bytes)
+        try store.content.ingest(bytes: bytes, expected: digest)
+        #expect {
+            try store.tag("old:v1", target: Descriptor(mediaType: MediaType.dockerSchema1Signed, digest: digest, size: Int64(bytes.count)))
+        } throws: { error in
+            (error as? ImageStoreError)?.description.contains("schema 1") == true
+        }
+    }
+
+    @Test("chain ids follow the OCI definition")
+    func chainIDs() {
+        let a = Digest.of(Array("a".utf8)), b = Digest.of(Array("b".utf8))
+        let chain = Digest.chainIDs([a, b])
+        #expect(chain[0] == a)
+        #expect(chain[1] == Digest.of(Array("\(a) \(b)".utf8)))
+    }
+}

@@ -1,6 +1,7 @@
 """The image store end to end: offline import with `swiftlet images`, then the CRI
 ImageService of a running agent on the same --root (real grpcio client)."""
 import json
+import pathlib
 import os
 import pathlib
 import subprocess
@@ -103,3 +104,33 @@ def test_tampered_blob_is_rejected_and_nothing_is_stored(agent, cri, tmp_path):
     assert list((agent.root / "images/content/blobs/sha256").iterdir()) == []
 
 
+
+
+def test_container_rootfs_is_an_overlay_of_the_image_snapshots(agent, cri, imported, tmp_path):
+    """`swiftlet images mount` (the runtime's rootfs path): lower layers shared, changes private."""
+    directory = tmp_path / "c1"
+    out = cli(agent, "mount", "testbox:v1", str(directory)).stdout.split()
+    assert out[0] == str(directory / "rootfs") and out[1] in ("overlay", "copy")
+    rootfs = directory / "rootfs"
+    try:
+        assert (rootfs / "bin/busybox").exists()
+        assert not (rootfs / "etc/motd").exists()  # whited out by the top layer
+        assert (rootfs / "data/file").read_text() == "payload\n"
+        (rootfs / "data/new").write_text("mine")
+        if out[1] == "overlay":
+            assert (directory / "upper/data/new").read_text() == "mine"
+            assert str(rootfs) in pathlib.Path("/proc/self/mountinfo").read_text()
+    finally:
+        cli(agent, "unmount", str(directory))
+    assert not directory.exists()
+    assert str(rootfs) not in pathlib.Path("/proc/self/mountinfo").read_text()
+
+
+def test_oci_archive_import(agent, cri, tmp_path):
+    layout = tmp_path / "layout"
+    images.oci_layout(layout, "docker.io/library/archived:v2")
+    archive = tmp_path / "image.oci.tar"
+    subprocess.run(["tar", "-cf", str(archive), "-C", str(layout), "."], check=True)
+    assert cli(agent, "import", str(archive)).stdout.split() == ["docker.io/library/archived:v2"]
+    stub = cri.v1_grpc.ImageServiceStub(agent.channel())
+    assert stub.ImageStatus(cri.v1.ImageStatusRequest(image=cri.v1.ImageSpec(image="archived:v2"))).image.id

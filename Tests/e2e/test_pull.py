@@ -202,3 +202,15 @@ def test_a_pull_killed_mid_layer_then_retried_works(tmp_path, registry):
     subprocess.run([SWIFTLET, "images", "gc", "--root", str(root)], check=True, capture_output=True)
     assert list(ingest.iterdir()) == []  # the killed pull's leftovers are gone
     assert (root / "images/content/blobs/sha256" / biggest[7:]).stat().st_size == len(blobs[biggest])
+
+
+def test_oci_index_picks_this_platform(make_agent, tmp_path, cri, registry):
+    manifest, media, blobs = images.oci_image_blobs()
+    digest = registry.push("multi/oci", images.sha(manifest), manifest, media, blobs)
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"mediaType": media, "digest": digest, "size": len(manifest), "platform": {"architecture": "amd64", "os": "linux"}},
+    ]}).encode()
+    registry.push("multi/oci", "v1", index, "application/vnd.oci.image.index.v1+json", {})
+    agent = agent_for(make_agent, tmp_path, registry)
+    config = next(d for d, b in blobs.items() if b.startswith(b"{"))
+    assert pull(agent, cri, f"{registry.host}/multi/oci:v1").image_ref == config
