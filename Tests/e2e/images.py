@@ -138,7 +138,7 @@ def oci_image_blobs(platform_arch="amd64", docker=False, big_layer_bytes=0):
 class Registry:
     """A real Distribution registry (Debian's docker-registry) on a loopback port."""
 
-    def __init__(self, base, htpasswd=None, token=None, log_level="error"):
+    def __init__(self, base, htpasswd=None, token=None, log_level="error", tls=False):
         import socket
         import time
         with socket.socket() as probe:
@@ -157,16 +157,24 @@ class Registry:
             auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: swiftlet-test-registry\n"
                     f"    issuer: swiftlet-test-token\n    rootcertbundle: {token.bundle}\n")
         self.token = token
+        self.tls = tls
+        tls_config = ""
+        if tls:
+            self._self_signed(self.base / "tls.crt", self.base / "tls.key")
+            tls_config = f"  tls:\n    certificate: {self.base / 'tls.crt'}\n    key: {self.base / 'tls.key'}\n"
         (self.base / "config.yml").write_text(
             f"version: 0.1\nlog:\n  level: {log_level}\nstorage:\n  filesystem:\n    rootdirectory: {self.data}\n"
-            f"http:\n  addr: 127.0.0.1:{self.port}\n{auth}")
+            f"http:\n  addr: 127.0.0.1:{self.port}\n{tls_config}{auth}")
         self.process = subprocess.Popen(["docker-registry", "serve", str(self.base / "config.yml")],
                                         stdout=subprocess.DEVNULL, stderr=open(self.base / "registry.log", "w"))
         self.auth = htpasswd
+        import ssl
         import urllib.request
+        self.context = ssl._create_unverified_context() if tls else None
+        scheme = "https" if tls else "http"
         for _ in range(100):
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v2/", timeout=1)
+                urllib.request.urlopen(f"{scheme}://127.0.0.1:{self.port}/v2/", timeout=1, context=self.context)
                 break
             except urllib.error.HTTPError:
                 break  # 401: up, with auth
@@ -177,17 +185,37 @@ class Registry:
     def host(self):
         return f"127.0.0.1:{self.port}"
 
+    @staticmethod
+    def _self_signed(certificate_path, key_path):
+        import datetime
+        import ipaddress
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        now = datetime.datetime.now(datetime.timezone.utc)
+        certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(2)
+                       .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
+                       .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                       .sign(key, hashes.SHA256()))
+        certificate_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+
     def _request(self, method, path, data=None, headers=None):
         import base64
         import urllib.request
-        request = urllib.request.Request(f"http://{self.host}{path}" if path.startswith("/") else path,
+        scheme = "https" if self.tls else "http"
+        request = urllib.request.Request(f"{scheme}://{self.host}{path}" if path.startswith("/") else path,
                                          data=data, method=method, headers=headers or {})
         if self.auth:
             request.add_header("Authorization", "Basic " + base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode())
         if self.token:
             bearer = self.token.token("pusher", "swiftlet-test-registry", [f"repository:{self.pushing}:pull,push"])
             request.add_header("Authorization", "Bearer " + bearer)
-        return urllib.request.urlopen(request, timeout=30)
+        return urllib.request.urlopen(request, timeout=30, context=self.context)
 
     def push(self, repository, reference, manifest, media_type, blobs):
         self.pushing = repository

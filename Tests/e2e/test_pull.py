@@ -214,3 +214,23 @@ def test_oci_index_picks_this_platform(make_agent, tmp_path, cri, registry):
     agent = agent_for(make_agent, tmp_path, registry)
     config = next(d for d, b in blobs.items() if b.startswith(b"{"))
     assert pull(agent, cri, f"{registry.host}/multi/oci:v1").image_ref == config
+
+
+def test_https_registry_with_an_untrusted_certificate_needs_skip_verify(make_agent, tmp_path, cri):
+    registry = images.Registry(tmp_path / "tls-registry", tls=True)
+    try:
+        manifest, media, blobs = images.oci_image_blobs()
+        registry.push("team/secure", "v1", manifest, media, blobs)
+        certs = tmp_path / "certs.d" / registry.host
+        certs.mkdir(parents=True)
+        (certs / "hosts.toml").write_text(f'server = "https://{registry.host}"\n')
+        agent = make_agent(extra_args=["--registry-config-path", str(tmp_path / "certs.d")])
+        reference = f"{registry.host}/team/secure:v1"
+        with pytest.raises(grpc.RpcError) as refused:  # HTTPS, verified against the system CAs
+            pull(agent, cri, reference)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "certificate" in refused.value.details().lower()
+        (certs / "hosts.toml").write_text(f'server = "https://{registry.host}"\nskip_verify = true\n')
+        assert pull(agent, cri, reference).image_ref
+    finally:
+        registry.stop()
