@@ -112,12 +112,14 @@ let package = Package(
         .testTarget(name: "CRIProtobufCTests", dependencies: ["CRI", "CRIProtobufC"]),
         .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient"]),
         .testTarget(name: "SwiftletConfigTests", dependencies: ["SwiftletConfig"]),
-        .testTarget(name: "ContainerizerTests", dependencies: ["Containerizer"]),
-        .testTarget(name: "ImageStoreTests", dependencies: ["ImageStore"]),
+        /// Helpers shared by the test targets (temporary directory trees).
+        .target(name: "SwiftletTestSupport", path: "Tests/SwiftletTestSupport"),
+        .testTarget(name: "ContainerizerTests", dependencies: ["Containerizer", "SwiftletTestSupport"]),
+        .testTarget(name: "ImageStoreTests", dependencies: ["ImageStore", "SwiftletTestSupport"]),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",
-            dependencies: ["SwiftletRuntime", "SwiftletConfig", "CRI"]
+            dependencies: ["SwiftletRuntime", "SwiftletConfig", "CRI", "SwiftletTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

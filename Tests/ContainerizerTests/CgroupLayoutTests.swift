@@ -1,5 +1,6 @@
 @testable import Containerizer
 import Foundation
+import SwiftletTestSupport
 import Testing
 
 @Suite("cgroup layout (from mountinfo fixtures and a file tree, not the live hierarchy)")

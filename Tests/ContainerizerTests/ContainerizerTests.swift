@@ -1,4 +1,5 @@
 import Foundation
+import SwiftletTestSupport
 import Testing
 @testable import Containerizer
 

@@ -1,33 +1,6 @@
 import Foundation
+import SwiftletTestSupport
 @testable import Containerizer
-
-/// A temporary directory tree, removed when the value goes away.
-final class TemporaryTree {
-    let path: String
-
-    init(prefix: String = "swiftlet-test") throws {
-        var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
-        path = String(cString: made)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    @discardableResult
-    func write(_ relative: String, _ text: String, mode: Int = 0o644) throws -> String {
-        let full = path + "/" + relative
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try text.write(toFile: full, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: full)
-        return full
-    }
-
-    func directory(_ relative: String) throws -> String {
-        let full = path + "/" + relative
-        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-        return full
-    }
-}
 
 /// A root filesystem from Debian's busybox-static: /bin/busybox and a link per applet, with
 /// /etc/passwd and /etc/group. No network, no image.

@@ -1,17 +1,10 @@
 import Foundation
+import SwiftletTestSupport
 import Testing
 @testable import ImageStore
 
 /// A temporary directory removed at the end.
-final class Scratch {
-    let path: String
-    init() throws {
-        var template = Array("/tmp/swiftlet-img-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
-        path = String(cString: made)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-}
+typealias Scratch = TemporaryTree
 
 /// Runs a command; returns its standard output.
 @discardableResult

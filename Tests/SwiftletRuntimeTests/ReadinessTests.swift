@@ -1,36 +1,9 @@
 import Containerizer
 import Foundation
 import SwiftletConfig
+import SwiftletTestSupport
 import Testing
 @testable import SwiftletRuntime
-
-/// A temporary directory tree, removed when the test ends.
-final class TemporaryTree {
-    let path: String
-
-    init() throws {
-        var template = Array("/tmp/swiftlet-test-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw POSIXError(.EIO) }
-        path = String(cString: made)
-    }
-
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    @discardableResult
-    func write(_ relative: String, _ text: String, mode: Int = 0o644) throws -> String {
-        let full = path + "/" + relative
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try text.write(toFile: full, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: full)
-        return full
-    }
-
-    func directory(_ relative: String) throws -> String {
-        let full = path + "/" + relative
-        try FileManager.default.createDirectory(atPath: full, withIntermediateDirectories: true)
-        return full
-    }
-}
 
 @Suite("CNI config discovery")
 struct CNIConfigProbeTests {
