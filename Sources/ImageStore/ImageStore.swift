@@ -1,5 +1,6 @@
 import CSwiftletArchive
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -44,6 +45,14 @@ public final class ImageStore: Sendable {
         public var config: Digest
         public var createdAt: Int64
     }
+
+    /// The decoded images, reused until images.json changes (ListImages and ImageStatus are
+    /// polled by the kubelet).
+    private struct Cache {
+        var stamp: [Int64] = []
+        var images: [StoredImage] = []
+    }
+    private let cache = Mutex(Cache())
 
     public init(root: String, platform: Platform = .current) throws(ImageStoreError) {
         self.root = root
@@ -101,6 +110,16 @@ public final class ImageStore: Sendable {
 
     /// The images, one per config digest, with every name pointing at it.
     public func images() -> [StoredImage] {
+        var info = stat()
+        let stamp: [Int64] = stat(recordsPath, &info) == 0
+            ? [Int64(info.st_ino), Int64(info.st_mtim.tv_sec), Int64(info.st_mtim.tv_nsec), Int64(info.st_size)] : [0]
+        if let cached = cache.withLock({ $0.stamp == stamp ? $0.images : nil }) { return cached }
+        let images = loadImages()
+        cache.withLock { $0 = Cache(stamp: stamp, images: images) }
+        return images
+    }
+
+    private func loadImages() -> [StoredImage] {
         var byID: [Digest: StoredImage] = [:]
         for record in records().values.sorted(by: { $0.name < $1.name }) {
             if byID[record.config] == nil {
