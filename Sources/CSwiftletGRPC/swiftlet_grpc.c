@@ -435,19 +435,6 @@ int64_t swg_call_deadline_remaining_ns(const swg_call *c) {
   return left.tv_sec * 1000000000 + left.tv_nsec;
 }
 
-const char *swg_call_metadata(const swg_call *c, const char *key, size_t *length) {
-  size_t key_len = strlen(key);
-  for (size_t i = 0; i < c->request_metadata.count; i++) {
-    const grpc_metadata *md = &c->request_metadata.metadata[i];
-    if (GRPC_SLICE_LENGTH(md->key) == key_len && memcmp(GRPC_SLICE_START_PTR(md->key), key, key_len) == 0) {
-      *length = GRPC_SLICE_LENGTH(md->value);
-      return (const char *)GRPC_SLICE_START_PTR(md->value);
-    }
-  }
-  *length = 0;
-  return NULL;
-}
-
 static grpc_byte_buffer *buffer_from(const uint8_t *bytes, size_t length) {
   grpc_slice slice = grpc_slice_from_copied_buffer((const char *)bytes, length);
   grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create(&slice, 1);

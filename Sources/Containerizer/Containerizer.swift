@@ -346,10 +346,6 @@ public final class Containerizer: Sendable {
         entries.withLock { $0[id]?.info }
     }
 
-    public func config(id: String) -> ContainerConfig? {
-        entries.withLock { $0[id]?.config }
-    }
-
     /// Every container, by creation time.
     public func list() -> [ContainerInfo] {
         entries.withLock { $0.values.map(\.info) }.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }

@@ -15,11 +15,6 @@ public struct LaunchSpec: Sendable, Equatable {
         lines.append([directive] + fields)
     }
 
-    /// The values of a directive, in order (for tests and recovery).
-    public func values(_ directive: String) -> [[String]] {
-        lines.filter { $0.first == directive }.map { Array($0.dropFirst()) }
-    }
-
     /// The file's text.
     public var text: String {
         lines.map { $0.map(Self.escape).joined(separator: "\t") }.joined(separator: "\n") + "\n"

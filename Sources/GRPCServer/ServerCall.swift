@@ -51,13 +51,6 @@ public final class ServerCall: @unchecked Sendable {
         return try body(UnsafeRawBufferPointer(start: bytes, count: length))
     }
 
-    /// A request metadata value (a header such as `user-agent`), if the client sent it.
-    public func metadata(_ key: String) -> String? {
-        var length = 0
-        guard let value = swg_call_metadata(handle, key, &length) else { return nil }
-        return String(decoding: UnsafeRawBufferPointer(start: value, count: length), as: UTF8.self)
-    }
-
     /// Whether the call ended without its status reaching the client (cancelled by the
     /// client, its deadline, or a server shutdown).
     public var isCancelled: Bool { state.withLock { $0.cancelled } }

@@ -119,9 +119,6 @@ const uint8_t *swg_call_request(const swg_call *call, size_t *length);
 /* Nanoseconds until the call's deadline (negative if passed), INT64_MAX if none. */
 int64_t swg_call_deadline_remaining_ns(const swg_call *call);
 
-/* A request metadata value by key, or NULL; valid until the call is released. */
-const char *swg_call_metadata(const swg_call *call, const char *key, size_t *length);
-
 /* Sends one message of a server stream (initial metadata first, once). One send at a time:
    SWG_EVENT_SENT reports it. Returns 0 if the batch could not start. */
 int swg_call_send(swg_call *call, const uint8_t *bytes, size_t length);
