@@ -71,6 +71,9 @@ let package = Package(
         /// The few system calls Swift cannot reach directly (pidfd_open, pipe2).
         .target(name: "CSwiftletSyscalls"),
 
+        /// CNI: network configs and the plugin protocol (ADD/DEL/CHECK, cached results).
+        .target(name: "CNI"),
+
         // MARK: Images
 
         /// Content-addressed blobs, layer unpacking, snapshots: the image store.
@@ -101,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "swiftlet",
             dependencies: [
-                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore", "RegistryClient",
+                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore", "RegistryClient", "CNI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -8,7 +8,7 @@ struct Swiftlet: AsyncParsableCommand {
         commandName: "swiftlet",
         abstract: "A Kubernetes-compatible node agent: the CRI, Mesos-style containers, one node for both schedulers.",
         version: BuildInfo.version,
-        subcommands: [Run.self, Containers.self, Images.self, Config.self, VersionCommand.self]
+        subcommands: [Run.self, Containers.self, Images.self, CNICommand.self, Config.self, VersionCommand.self]
     )
 }
 
