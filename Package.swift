@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "CSwiftletSyscalls"),
 
         /// CNI: network configs and the plugin protocol (ADD/DEL/CHECK, cached results).
-        .target(name: "CNI"),
+        .target(name: "CNI", dependencies: ["CSwiftletSyscalls"]),
 
         // MARK: Images
 

@@ -1,3 +1,4 @@
+import CSwiftletSyscalls
 import Foundation
 
 #if canImport(Glibc)
@@ -170,28 +171,67 @@ public struct CNIRunner: Sendable {
     }
 
     /// Runs a plugin with its configuration on standard input; returns (status, stdout, stderr).
+    /// posix_spawn and three pipes, drained with poll(2) so a chatty plugin cannot deadlock.
     static func execute(_ binary: String, input: [UInt8], environment: [String]) -> (Int32, String, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.environment = Dictionary(uniqueKeysWithValues: environment.map {
-            let parts = $0.split(separator: "=", maxSplits: 1)
-            return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
-        })
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        do {
-            try process.run()
-        } catch {
-            return (127, "", "cannot run \(binary): \(error)")
+        var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
+        guard swl_pipe_cloexec(&stdinPipe) == 0, swl_pipe_cloexec(&stdoutPipe) == 0, swl_pipe_cloexec(&stderrPipe) == 0 else {
+            return (127, "", "pipe: \(String(cString: strerror(errno)))")
         }
-        stdin.fileHandleForWriting.write(Data(input))
-        try? stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self),
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        var argv: [UnsafeMutablePointer<CChar>?] = [strdup(binary), nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, binary, &actions, nil, &argv, &envp)
+        close(stdinPipe[0])
+        close(stdoutPipe[1])
+        close(stderrPipe[1])
+        guard spawned == 0 else {
+            close(stdinPipe[1]); close(stdoutPipe[0]); close(stderrPipe[0])
+            return (127, "", "cannot run \(binary): \(String(cString: strerror(spawned)))")
+        }
+        // A plugin that exits before reading all its input must not kill this process.
+        signal(SIGPIPE, SIG_IGN)
+        var written = 0
+        var output: [UInt8] = [], errors: [UInt8] = []
+        var fds = [pollfd(fd: stdinPipe[1], events: Int16(POLLOUT), revents: 0),
+                   pollfd(fd: stdoutPipe[0], events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: stderrPipe[0], events: Int16(POLLIN), revents: 0)]
+        if input.isEmpty { close(fds[0].fd); fds[0].fd = -1 }
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while fds[1].fd >= 0 || fds[2].fd >= 0 {
+            if poll(&fds, 3, -1) < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if fds[0].fd >= 0 && fds[0].revents != 0 {
+                let count = input.withUnsafeBytes { Glibc.write(fds[0].fd, $0.baseAddress! + written, input.count - written) }
+                if count > 0 { written += count }
+                if count < 0 || written == input.count { close(fds[0].fd); fds[0].fd = -1 }
+            }
+            for index in 1...2 where fds[index].fd >= 0 && fds[index].revents != 0 {
+                let count = chunk.withUnsafeMutableBytes { Glibc.read(fds[index].fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    if index == 1 { output += chunk[..<count] } else { errors += chunk[..<count] }
+                } else if count == 0 || errno != EINTR {
+                    close(fds[index].fd)
+                    fds[index].fd = -1
+                }
+            }
+        }
+        if fds[0].fd >= 0 { close(fds[0].fd) }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (code, String(decoding: output, as: UTF8.self),
                 String(decoding: errors, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     }
 }
