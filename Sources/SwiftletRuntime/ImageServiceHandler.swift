@@ -1,4 +1,5 @@
 import CRI
+import Dispatch
 import Foundation
 import ImageStore
 import RegistryClient
@@ -99,18 +100,23 @@ public struct ImageServiceHandler: ImageService {
     public func removeImage(_ request: RemoveImageRequest, context: CallContext) async throws -> RemoveImageResponse {
         let reference = request.image?.image ?? ""
         guard !reference.isEmpty else { throw CRIError.invalidArgument("RemoveImage needs an image (id, name or digest)") }
-        do {
-            if try store.remove(reference) {
-                logger.info("image removed", metadata: ["image": "\(reference)"])
-            }
-        } catch {
-            throw CRIError(.internal, "removing image \(reference): \(error)")
+        // Garbage collection walks and deletes files, and may wait for the store's lock (an
+        // import in another process): not on the CRI server's poller thread.
+        let store = self.store
+        let removed: Result<Bool, ImageStoreError> = await Offload.run {
+            Result { () throws(ImageStoreError) -> Bool in try store.remove(reference) }
+        }
+        switch removed {
+        case .success(true): logger.info("image removed", metadata: ["image": "\(reference)"])
+        case .success(false): break
+        case .failure(let error): throw CRIError(.internal, "removing image \(reference): \(error)")
         }
         return RemoveImageResponse()
     }
 
     public func imageFsInfo(_ request: ImageFsInfoRequest, context: CallContext) async throws -> ImageFsInfoResponse {
-        let usage = store.usage()
+        let store = self.store
+        let usage = await Offload.run { store.usage() }  // a walk of the whole store
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let filesystem = FilesystemUsage(
@@ -118,5 +124,15 @@ public struct ImageServiceHandler: ImageService {
             fsId: FilesystemIdentifier(mountpoint: store.root),
             usedBytes: UInt64Value(value: usage.bytes), inodesUsed: UInt64Value(value: usage.inodes))
         return ImageFsInfoResponse(imageFilesystems: [filesystem])
+    }
+}
+
+/// Runs blocking work (file-system walks, lock waits) on a dispatch thread, so a CRI handler
+/// never holds the server's poller thread with it.
+enum Offload {
+    static func run<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: work()) }
+        }
     }
 }
