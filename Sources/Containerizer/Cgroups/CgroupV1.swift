@@ -33,9 +33,6 @@ public struct CgroupV1: ContainerCgroup {
         self.mounts = mounts
     }
 
-    private func layout(of controller: String) -> String? {
-        mounts[controller]
-    }
 
     public var directories: [String] { Array(Set(paths.values)).sorted() }
 
@@ -46,7 +43,7 @@ public struct CgroupV1: ContainerCgroup {
         // cpuset directories start empty and refuse processes until cpus/mems are set: fill
         // every empty level from its parent, top down (another launch may have created a
         // level without filling it yet).
-        if let cpuset = paths["cpuset"], let mount = layout(of: "cpuset") {
+        if let cpuset = paths["cpuset"], let mount = mounts["cpuset"] {
             var level = mount
             for part in cpuset.dropFirst(mount.count).split(separator: "/") {
                 let parent = level
@@ -99,12 +96,12 @@ public struct CgroupV1: ContainerCgroup {
         }
     }
 
-    public func usage() throws(ContainerizerError) -> CgroupUsage {
+    public func usage(of controllers: Controllers) throws(ContainerizerError) -> CgroupUsage {
         var usage = CgroupUsage()
-        if let cpuacct = paths["cpuacct"] {
+        if controllers.contains(.cpu), let cpuacct = paths["cpuacct"] {
             usage.cpuNanoseconds = UInt64(max(0, try CgroupFiles.readInt(cpuacct, "cpuacct.usage")))
         }
-        if let memory = paths["memory"] {
+        if controllers.contains(.memory), let memory = paths["memory"] {
             let used = UInt64(max(0, try CgroupFiles.readInt(memory, "memory.usage_in_bytes")))
             let stat = try CgroupFiles.readKeyed(memory, "memory.stat")
             let inactive = UInt64(max(0, stat["total_inactive_file"] ?? stat["inactive_file"] ?? 0))
@@ -112,7 +109,7 @@ public struct CgroupV1: ContainerCgroup {
             usage.memoryWorkingSetBytes = used > inactive ? used - inactive : 0
             usage.oomKills = UInt64(max(0, (try? CgroupFiles.readKeyed(memory, "memory.oom_control"))?["oom_kill"] ?? 0))
         }
-        if let pids = paths["pids"] {
+        if controllers.contains(.pids), let pids = paths["pids"] {
             usage.pids = UInt64(max(0, try CgroupFiles.readInt(pids, "pids.current")))
         }
         return usage

@@ -66,21 +66,25 @@ public struct CgroupV2: ContainerCgroup {
         }
     }
 
-    public func usage() throws(ContainerizerError) -> CgroupUsage {
+    public func usage(of controllers: Controllers) throws(ContainerizerError) -> CgroupUsage {
         var usage = CgroupUsage()
-        let cpu = try CgroupFiles.readKeyed(path, "cpu.stat")
-        usage.cpuNanoseconds = UInt64(max(0, cpu["usage_usec"] ?? 0)) * 1000
-        if available.contains("memory") {
+        if controllers.contains(.cpu) {
+            let cpu = try CgroupFiles.readKeyed(path, "cpu.stat")
+            usage.cpuNanoseconds = UInt64(max(0, cpu["usage_usec"] ?? 0)) * 1000
+        }
+        if controllers.contains(.memory), available.contains("memory") {
             let used = UInt64(max(0, try CgroupFiles.readInt(path, "memory.current")))
             let inactive = UInt64(max(0, try CgroupFiles.readKeyed(path, "memory.stat")["inactive_file"] ?? 0))
             usage.memoryUsageBytes = used
             usage.memoryWorkingSetBytes = used > inactive ? used - inactive : 0
             usage.oomKills = UInt64(max(0, try CgroupFiles.readKeyed(path, "memory.events")["oom_kill"] ?? 0))
         }
-        if available.contains("pids") {
-            usage.pids = UInt64(max(0, try CgroupFiles.readInt(path, "pids.current")))
-        } else {
-            usage.pids = UInt64(processes().count)
+        if controllers.contains(.pids) {
+            if available.contains("pids") {
+                usage.pids = UInt64(max(0, try CgroupFiles.readInt(path, "pids.current")))
+            } else {
+                usage.pids = UInt64(processes().count)
+            }
         }
         return usage
     }

@@ -65,12 +65,20 @@ public protocol ContainerCgroup: Sendable {
     func create() throws(ContainerizerError)
     /// Writes the limits of `controllers` (also on a running container: `update`).
     func apply(_ limits: ResourceLimits, to controllers: Controllers) throws(ContainerizerError)
-    /// CPU, memory, pids and OOM kills.
-    func usage() throws(ContainerizerError) -> CgroupUsage
+    /// What `controllers` report (cpu time; memory, working set and OOM kills; pids): only
+    /// their files are read, so each isolator reads its own.
+    func usage(of controllers: Controllers) throws(ContainerizerError) -> CgroupUsage
     /// The processes in the cgroup.
     func processes() -> [Int32]
     /// Kills every process in the cgroup, including ones forking as it runs.
     func killAll() throws(ContainerizerError)
     /// Removes the directories; the cgroup must be empty.
     func destroy() throws(ContainerizerError)
+}
+
+extension ContainerCgroup {
+    /// Everything the cgroup reports.
+    public func usage() throws(ContainerizerError) -> CgroupUsage {
+        try usage(of: .all)
+    }
 }

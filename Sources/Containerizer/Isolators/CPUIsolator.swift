@@ -26,6 +26,6 @@ public struct CPUIsolator: Isolator {
     }
 
     public func usage(_ container: IsolationContext, into usage: inout CgroupUsage) throws(ContainerizerError) {
-        usage.cpuNanoseconds = try container.cgroup.usage().cpuNanoseconds
+        usage.cpuNanoseconds = try container.cgroup.usage(of: .cpu).cpuNanoseconds
     }
 }

@@ -25,7 +25,7 @@ public struct MemoryIsolator: Isolator {
     }
 
     public func usage(_ container: IsolationContext, into usage: inout CgroupUsage) throws(ContainerizerError) {
-        let read = try container.cgroup.usage()
+        let read = try container.cgroup.usage(of: .memory)
         usage.memoryUsageBytes = read.memoryUsageBytes
         usage.memoryWorkingSetBytes = read.memoryWorkingSetBytes
         usage.oomKills = read.oomKills

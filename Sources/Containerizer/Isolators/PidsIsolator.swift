@@ -15,6 +15,6 @@ public struct PidsIsolator: Isolator {
     }
 
     public func usage(_ container: IsolationContext, into usage: inout CgroupUsage) throws(ContainerizerError) {
-        usage.pids = try container.cgroup.usage().pids
+        usage.pids = try container.cgroup.usage(of: .pids).pids
     }
 }
