@@ -73,7 +73,7 @@ public final class ReadinessProbe: Sendable {
         if let cached = cache.withLock({ $0.cgroups }), now - cached.at < Self.cgroupLayoutTTL {
             return cached.layout
         }
-        let layout = CgroupLayout.parse(mountinfo: Self.read(mountinfoPath) ?? "", readFile: Self.read)
+        let layout = CgroupLayout.parse(mountinfo: CgroupLayout.readFile(mountinfoPath) ?? "", readFile: CgroupLayout.readFile)
         cache.withLock { $0.cgroups = (layout, now) }
         return layout
     }
@@ -119,7 +119,5 @@ public final class ReadinessProbe: Sendable {
         return Readiness(ready: false, reason: "NetworkPluginNotReady", message: "cni plugin not initialized: \(detail)")
     }
 
-    static func read(_ path: String) -> String? {
-        CgroupLayout.readFile(path)
-    }
+
 }

@@ -16,7 +16,11 @@ enum CgroupFiles {
     }
 
     static func read(_ directory: String, _ file: String) throws(ContainerizerError) -> String {
-        let path = directory + "/" + file
+        try read(path: directory + "/" + file)
+    }
+
+    /// A whole file, procfs and cgroupfs included (they report size 0).
+    static func read(path: String) throws(ContainerizerError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw .cgroup(path, "open") }
         defer { close(fd) }

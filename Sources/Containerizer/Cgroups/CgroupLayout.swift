@@ -59,8 +59,7 @@ public struct CgroupLayout: Sendable, Equatable, Codable {
 
     /// A whole file (procfs too, whose files report size 0), or nil if it cannot be read.
     public static func readFile(_ path: String) -> String? {
-        try? CgroupFiles.read(String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)]),
-                              String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...]))
+        try? CgroupFiles.read(path: path)
     }
 
     private static let knownV1Controllers: Set<String> = [
