@@ -81,7 +81,7 @@ public struct Puller: Sendable {
         if let wanted = reference.digest, wanted != descriptor.digest {
             throw RegistryError(.store, context: reference.description, detail: "the registry served \(descriptor.digest) for it")
         }
-        try store(bytes, descriptor.digest)
+        try ingest(bytes, descriptor.digest)
         var manifestDescriptor = descriptor
         if MediaType.indexes.contains(descriptor.mediaType) {
             let index = try decode(Index.self, bytes, descriptor.digest)
@@ -93,7 +93,7 @@ public struct Puller: Sendable {
             guard platformDescriptor.digest == chosen.digest else {
                 throw RegistryError(.store, context: chosen.digest.description, detail: "the registry served other content")
             }
-            try store(platformBytes, chosen.digest)
+            try ingest(platformBytes, chosen.digest)
             manifestDescriptor = chosen
             manifestDescriptor.mediaType = platformDescriptor.mediaType
         } else if [MediaType.dockerSchema1, MediaType.dockerSchema1Signed].contains(descriptor.mediaType) {
@@ -129,7 +129,7 @@ public struct Puller: Sendable {
         }
     }
 
-    private func store(_ bytes: [UInt8], _ digest: Digest) throws(RegistryError) {
+    private func ingest(_ bytes: [UInt8], _ digest: Digest) throws(RegistryError) {
         do {
             try store.content.ingest(bytes: bytes, expected: digest)
         } catch {
