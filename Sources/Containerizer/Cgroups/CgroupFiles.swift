@@ -61,20 +61,15 @@ enum CgroupFiles {
         access(path, F_OK) == 0
     }
 
-    /// `mkdir -p`; returns the directories it created, outermost first.
-    @discardableResult
-    static func makeDirectories(_ path: String) throws(ContainerizerError) -> [String] {
-        var created: [String] = []
+    /// `mkdir -p`.
+    static func makeDirectories(_ path: String) throws(ContainerizerError) {
         var current = ""
         for part in path.split(separator: "/") {
             current += "/" + part
-            if mkdir(current, 0o755) == 0 {
-                created.append(current)
-            } else if errno != EEXIST {
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
                 throw .cgroup(current, "mkdir")
             }
         }
-        return created
     }
 
     /// The pids in the cgroup (cgroup.procs).
