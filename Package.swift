@@ -90,6 +90,17 @@ let package = Package(
         /// libcurl for the registry client.
         .target(name: "CSwiftletHTTP", linkerSettings: [.linkedLibrary("curl")]),
 
+        // MARK: Streaming
+
+        /// The streaming server behind Exec/Attach/PortForward: HTTP on loopback, SPDY/3.1 and
+        /// WebSocket, the k8s channel and port-forward protocols, single-use tokens.
+        .target(
+            name: "StreamingServer",
+            dependencies: ["CSwiftletStreaming", .product(name: "Logging", package: "swift-log")]
+        ),
+        /// zlib streams (SPDY header blocks) and sockets for the streaming server.
+        .target(name: "CSwiftletStreaming", linkerSettings: [.linkedLibrary("z")]),
+
         // MARK: Agent
 
         /// Swiftlet's configuration: defaults, the YAML config file, validation.
@@ -119,6 +130,7 @@ let package = Package(
         .target(name: "SwiftletTestSupport", path: "Tests/SwiftletTestSupport"),
         .testTarget(name: "ContainerizerTests", dependencies: ["Containerizer", "SwiftletTestSupport"]),
         .testTarget(name: "ImageStoreTests", dependencies: ["ImageStore", "SwiftletTestSupport"]),
+        .testTarget(name: "StreamingServerTests", dependencies: ["StreamingServer", "SwiftletTestSupport"]),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",

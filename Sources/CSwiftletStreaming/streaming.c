@@ -1,0 +1,1 @@
+int sws_placeholder(void) { return 0; }
