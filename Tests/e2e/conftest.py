@@ -150,3 +150,69 @@ def agent(make_agent):
     code = running.stop()
     assert code == 0, f"swiftlet exited {code} on SIGTERM:\n{running.log()}"
     assert not running.socket.exists(), "the socket must be removed on shutdown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Pods and containers through the CRI, against either runtime (see runtimes.py):
+#   pytest Tests/e2e --runtime=swiftlet            (the default)
+#   pytest Tests/e2e --runtime=containerd          (the differential peer)
+#   pytest Tests/e2e --runtime=swiftlet,containerd (both, test ids say which)
+# A test marked `@pytest.mark.xfail_runtime("containerd", reason=...)` is a strict xfail on
+# that runtime only.
+
+def pytest_addoption(parser):
+    parser.addoption("--runtime", default="swiftlet",
+                     help="CRI runtime(s) for the pod/container tests: swiftlet, containerd, or both comma-separated")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "xfail_runtime(name, reason): expected to fail on that runtime (strict)")
+
+
+def pytest_generate_tests(metafunc):
+    if "runtime_name" in metafunc.fixturenames:
+        names = [name.strip() for name in metafunc.config.getoption("--runtime").split(",") if name.strip()]
+        unknown = [name for name in names if name not in ("swiftlet", "containerd")]
+        if unknown:
+            raise pytest.UsageError(f"--runtime: unknown runtime(s) {unknown}; use swiftlet and/or containerd")
+        metafunc.parametrize("runtime_name", names)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "runtime_name" not in callspec.params:
+            continue
+        for mark in item.iter_markers("xfail_runtime"):
+            if callspec.params["runtime_name"] in (mark.args[0] if isinstance(mark.args[0], (list, tuple)) else [mark.args[0]]):
+                item.add_marker(pytest.mark.xfail(reason=mark.kwargs.get("reason", ""), strict=True))
+
+
+@pytest.fixture(scope="session")
+def test_image_archives(tmp_path_factory):
+    """OCI archives of the busybox test images every runtime imports (runtimes.BUSYBOX, …)."""
+    import runtimes
+    return runtimes.build_test_images(tmp_path_factory.mktemp("cri-images"))
+
+
+@pytest.fixture
+def make_runtime(runtime_name, cri, test_image_archives):
+    """Boots runtimes (of --runtime's kind) for a test; each is torn down after it, even on failure."""
+    import runtimes
+    made = []
+
+    def make(network=True):
+        runtime = runtimes.make_runtime(runtime_name, cri, test_image_archives, network=network)
+        made.append(runtime)
+        return runtime.boot()
+
+    yield make
+    for runtime in made:
+        runtime.cleanup()
+
+
+@pytest.fixture
+def runtime(make_runtime):
+    """A booted runtime (swiftlet or containerd, per --runtime) in a network namespace of its own,
+    with a bridge CNI network, the test images, and a cgroup parent of its own."""
+    return make_runtime()
