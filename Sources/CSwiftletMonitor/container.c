@@ -27,12 +27,15 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 
 static int error_fd = -1;
 
 static void exec_command(const struct spec *spec) __attribute__((noreturn));
+static void hold_pid_namespace(void) __attribute__((noreturn));
 
 /* Reports a failure to the monitor and exits the child. */
 static void __attribute__((noreturn, format(printf, 3, 4)))
@@ -411,7 +414,32 @@ void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[
   if (spec->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs", errno, "prctl: %s", strerror(errno));
   if (spec->seccomp && spec->no_new_privs) apply_seccomp(spec);
 
+  if (spec->pause) hold_pid_namespace();
   exec_command(spec);
+}
+
+static void on_signal(int number) { (void)number; }
+
+static void on_stop(int number) { _exit(number == SIGTERM ? 0 : 128 + number); }
+
+/* PID 1 of a pod's shared pid namespace: holds it open (a pid namespace ends with its first
+   process), reaps the orphans the pod's containers leave, exits on SIGTERM or SIGINT. */
+static void hold_pid_namespace(void) {
+  /* Nothing execs, so O_CLOEXEC closes nothing: close every descriptor (the error pipe's end
+     tells the monitor it started; the monitor's report pipe must reach EOF for the agent). */
+  error_fd = -1;
+  if (syscall(SYS_close_range, 0U, ~0U, 0) != 0) {
+    for (int fd = 0; fd < 1024; fd++) close(fd);
+  }
+  prctl(PR_SET_NAME, "swiftlet-pause", 0, 0, 0);
+  signal(SIGCHLD, on_signal);
+  signal(SIGTERM, on_stop);
+  signal(SIGINT, on_stop);
+  for (;;) {
+    while (waitpid(-1, NULL, WNOHANG) > 0) {
+    }
+    pause();
+  }
 }
 
 /* execve with the PATH of the container's environment, like runc (not execvp: glibc's execvp

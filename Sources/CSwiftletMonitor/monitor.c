@@ -31,6 +31,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <net/if.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -197,24 +200,314 @@ static int write_file(const char *path, const char *text) {
   return result;
 }
 
+/*
+ * Joins the pid namespace (if asked), clones the container, places it in its cgroups, lets it
+ * run, and waits for its exec (or its failure, which is reported). Returns the pid, or -1
+ * after reporting an error.
+ */
+static pid_t start_container(const struct spec *spec_in, int child_stdio[3], int console[2], int *tty_master) {
+  const struct spec *s = spec_in;
+  char err[1024];
+  for (size_t i = 0; i < s->njoins; i++) {
+    if (s->joins[i].nstype != CLONE_NEWPID) continue;
+    int fd = open(s->joins[i].path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWPID) != 0) {
+      snprintf(err, sizeof(err), "join %s: %s", s->joins[i].path, strerror(errno));
+      report_error("namespaces", errno, err);
+      return -1;
+    }
+    close(fd);
+  }
+
+  int sync_pipe[2], error_pipe[2];
+  if (pipe2(sync_pipe, O_CLOEXEC) != 0 || pipe2(error_pipe, O_CLOEXEC) != 0) {
+    report_error("monitor", errno, "pipe");
+    return -1;
+  }
+
+  pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)s->clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
+  if (pid < 0) {
+    int saved = errno;
+    snprintf(err, sizeof(err), "clone into new namespaces: %s", strerror(saved));
+    report_error("clone", saved, err);
+    return -1;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGPIPE, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    close(sync_pipe[1]);
+    close(error_pipe[0]);
+    if (console[0] >= 0) close(console[0]);
+    container_main(s, sync_pipe[0], error_pipe[1], child_stdio, console[1]);
+  }
+  close(sync_pipe[0]);
+  close(error_pipe[1]);
+  if (console[1] >= 0) close(console[1]);
+
+  /* Into the cgroups before the container runs anything of its own. */
+  char pid_text[32];
+  snprintf(pid_text, sizeof(pid_text), "%d", pid);
+  for (size_t i = 0; i < s->ncgroups; i++) {
+    char procs[4200];
+    snprintf(procs, sizeof(procs), "%s/cgroup.procs", s->cgroups[i]);
+    if (write_file(procs, pid_text) != 0) {
+      int saved = errno;
+      snprintf(err, sizeof(err), "add pid %d to %s: %s", pid, procs, strerror(saved));
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      report_error("cgroups", saved, err);
+      return -1;
+    }
+  }
+  if (write(sync_pipe[1], "g", 1) != 1) {
+    kill(pid, SIGKILL);
+  }
+  close(sync_pipe[1]);
+  if (s->tty) {
+    *tty_master = receive_console(console[0]); /* -1 if the container failed before it */
+    close(console[0]);
+  }
+
+  char failure[1400];
+  ssize_t failure_length = 0, got;
+  while ((got = read(error_pipe[0], failure + failure_length, sizeof(failure) - 1 - (size_t)failure_length)) != 0) {
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    failure_length += got;
+    if ((size_t)failure_length >= sizeof(failure) - 1) break;
+  }
+  close(error_pipe[0]);
+  if (failure_length > 0) {
+    failure[failure_length] = '\0';
+    waitpid(pid, NULL, 0);
+    char message[1500];
+    snprintf(message, sizeof(message), "error\t%s\n", failure);
+    report(message);
+    return -1;
+  }
+
+  return pid;
+}
+
+/* ---- pinned namespaces (pod sandboxes) -------------------------------------------------- */
+
+/* Brings the loopback interface of the current network namespace up. */
+static int loopback_up(void) {
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return -1;
+  struct ifreq request;
+  memset(&request, 0, sizeof(request));
+  snprintf(request.ifr_name, sizeof(request.ifr_name), "lo");
+  int result = ioctl(sock, SIOCGIFFLAGS, &request);
+  if (result == 0) {
+    request.ifr_flags |= IFF_UP;
+    result = ioctl(sock, SIOCSIFFLAGS, &request);
+  }
+  int saved = errno;
+  close(sock);
+  errno = saved;
+  return result;
+}
+
+/*
+ * MODE_PIN: new net/ipc/uts namespaces for a pod, set up (hostname, loopback, namespaced
+ * sysctls, which apply to the namespaces of the writing process) and bind-mounted on the
+ * spec's files, so they outlive this process: no process is kept per pod. Reports
+ * "ok\t0\t<pid>" or an error; the agent unmounts whatever was pinned when it fails.
+ */
+static int pin_namespaces(const struct spec *spec) {
+  char err[1024];
+  int flags = spec->clone_flags & (CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+  if (flags != 0 && unshare(flags) != 0) {
+    int saved = errno;
+    snprintf(err, sizeof(err), "unshare: %s", strerror(saved));
+    report_error("namespaces", saved, err);
+    return 1;
+  }
+  if (spec->hostname && (flags & CLONE_NEWUTS) && sethostname(spec->hostname, strlen(spec->hostname)) != 0) {
+    int saved = errno;
+    snprintf(err, sizeof(err), "sethostname %s: %s", spec->hostname, strerror(saved));
+    report_error("hostname", saved, err);
+    return 1;
+  }
+  if ((flags & CLONE_NEWNET) && loopback_up() != 0) {
+    int saved = errno;
+    snprintf(err, sizeof(err), "bring up lo: %s", strerror(saved));
+    report_error("network", saved, err);
+    return 1;
+  }
+  for (size_t i = 0; i < spec->nsysctls; i++) {
+    char path[4200];
+    int length = snprintf(path, sizeof(path), "/proc/sys/%s", spec->sysctls[i].key);
+    /* net.ipv4.ip_forward names the file net/ipv4/ip_forward; a name with slashes is a path. */
+    if (strchr(spec->sysctls[i].key, '/') == NULL) {
+      for (int c = 10; c < length; c++) if (path[c] == '.') path[c] = '/';
+    }
+    if (write_file(path, spec->sysctls[i].value) != 0) {
+      int saved = errno;
+      snprintf(err, sizeof(err), "sysctl %s=%s: %s", spec->sysctls[i].key, spec->sysctls[i].value, strerror(saved));
+      report_error("sysctl", saved, err);
+      return 1;
+    }
+  }
+  for (size_t i = 0; i < spec->npins; i++) {
+    char source[64];
+    snprintf(source, sizeof(source), "/proc/self/ns/%s", spec->pins[i].name);
+    if (mount(source, spec->pins[i].target, NULL, MS_BIND, NULL) != 0) {
+      int saved = errno;
+      snprintf(err, sizeof(err), "bind %s on %s: %s", source, spec->pins[i].target, strerror(saved));
+      report_error("pin", saved, err);
+      return 1;
+    }
+  }
+  char ok[64];
+  snprintf(ok, sizeof(ok), "ok\t0\t%d\n", getpid());
+  report(ok);
+  return 0;
+}
+
+/* ---- exec in a running container ------------------------------------------------------- */
+
+static int write_all(int fd, const char *data, size_t length) {
+  while (length > 0) {
+    ssize_t written = write(fd, data, length);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    data += written;
+    length -= (size_t)written;
+  }
+  return 0;
+}
+
+/* Applies "<width> <height>\n" lines read from the resize pipe to the terminal. */
+static void apply_resizes(int resize_fd, int master, char *pending, size_t *used) {
+  ssize_t got = read(resize_fd, pending + *used, 255 - *used);
+  if (got <= 0) return;
+  *used += (size_t)got;
+  pending[*used] = '\0';
+  char *line = pending, *newline;
+  while ((newline = strchr(line, '\n')) != NULL) {
+    *newline = '\0';
+    unsigned int width = 0, height = 0;
+    if (sscanf(line, "%u %u", &width, &height) == 2) {
+      struct winsize size = {(unsigned short)height, (unsigned short)width, 0, 0};
+      ioctl(master, TIOCSWINSZ, &size);
+    }
+    line = newline + 1;
+  }
+  *used = strlen(line);
+  memmove(pending, line, *used);
+  if (*used >= 255) *used = 0;
+}
+
+/*
+ * MODE_EXEC: the process joins the running container (its namespaces and cgroups, from the
+ * spec) with this monitor's stdin, stdout and stderr, or, with a tty, a terminal whose
+ * output is copied to stdout and fed from stdin (resized from RESIZE_FD). Reports
+ * "ok\t<pid>\t<monitor pid>" once it runs, then "exit\t<code>\t<signal>" when it ended.
+ */
+static int run_exec(const struct spec *spec, int resize_fd) {
+  int console[2] = {-1, -1}, tty_master = -1;
+  int child_stdio[3] = {0, 1, 2};
+  if (spec->tty && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, console) != 0) {
+    report_error("tty", errno, "socketpair");
+    return 1;
+  }
+  pid_t pid = start_container(spec, child_stdio, console, &tty_master);
+  if (pid < 0) return 1;
+  char ok[64];
+  snprintf(ok, sizeof(ok), "ok\t%d\t%d\n", pid, getpid());
+  report(ok);
+
+  int status = 0;
+  if (spec->tty && tty_master >= 0) {
+    /* Relay: stdin -> terminal, terminal -> stdout, until the terminal has no writer left. */
+    int input_open = 1;
+    char pending[256];
+    size_t pending_used = 0;
+    int child_done = 0;
+    for (;;) {
+      struct pollfd fds[3] = {{tty_master, POLLIN, 0}, {input_open ? 0 : -1, POLLIN, 0}, {resize_fd, POLLIN, 0}};
+      int ready = poll(fds, 3, child_done ? 100 : 500);
+      if (ready < 0 && errno != EINTR) break;
+      if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+        char data[65536];
+        ssize_t count = read(tty_master, data, sizeof(data));
+        if (count > 0) {
+          if (write_all(1, data, (size_t)count) != 0) kill(pid, SIGHUP);
+        } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
+          break; /* EIO: the last writer closed its end */
+        }
+      }
+      if (input_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        char data[65536];
+        ssize_t count = read(0, data, sizeof(data));
+        if (count > 0) {
+          write_all(tty_master, data, (size_t)count);
+        } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
+          input_open = 0;
+          char eot = 4; /* end of input at the terminal: ^D */
+          write_all(tty_master, &eot, 1);
+        }
+      }
+      if (resize_fd >= 0 && (fds[2].revents & POLLIN)) apply_resizes(resize_fd, tty_master, pending, &pending_used);
+      if (resize_fd >= 0 && (fds[2].revents & (POLLHUP | POLLERR)) && !(fds[2].revents & POLLIN)) resize_fd = -1;
+      if (!child_done && waitpid(pid, &status, WNOHANG) == pid) child_done = 1;
+      if (child_done && ready == 0) break; /* exited, and its terminal went quiet */
+    }
+    close(tty_master);
+  }
+  close(0);
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  /* Leaves no descriptor of the caller's streams open, so its readers see EOF. */
+  close(1);
+  close(2);
+  int exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  int signal_number = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+  char text[64];
+  snprintf(text, sizeof(text), "exit\t%d\t%d\n", exit_code, signal_number);
+  report(text);
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc != 3) {
-    fprintf(stderr, "usage: swiftlet-monitor SPEC REPORT_FD\n"
+  if (argc != 3 && argc != 4) {
+    fprintf(stderr, "usage: swiftlet-monitor SPEC REPORT_FD [RESIZE_FD]\n"
                     "(started by swiftlet for each container; not meant to be run by hand)\n");
     return 2;
   }
   report_fd = atoi(argv[2]);
+  int resize_fd = argc == 4 ? atoi(argv[3]) : -1;
+  int highest = resize_fd > report_fd ? resize_fd : report_fd;
   /* Nothing the agent's process leaked without CLOEXEC may reach a container. */
-  if (syscall(SYS_close_range, (unsigned int)report_fd + 1, ~0U, 0) != 0) {
-    for (int fd = report_fd + 1; fd < 1024; fd++) close(fd);
+  if (syscall(SYS_close_range, (unsigned int)highest + 1, ~0U, 0) != 0) {
+    for (int fd = highest + 1; fd < 1024; fd++) close(fd);
   }
   fcntl(report_fd, F_SETFD, FD_CLOEXEC);
+  if (resize_fd >= 0) fcntl(resize_fd, F_SETFD, FD_CLOEXEC);
 
   static struct spec spec;
   char err[1024];
   if (spec_load(argv[1], &spec, err, sizeof(err)) != 0) {
     report_error("spec", EINVAL, err);
     return 1;
+  }
+
+  if (spec.mode == MODE_PIN) return pin_namespaces(&spec);
+  if (spec.mode == MODE_EXEC) {
+    signal(SIGPIPE, SIG_IGN);
+    prctl(PR_SET_NAME, "swiftlet-exec", 0, 0, 0);
+    return run_exec(&spec, resize_fd);
   }
 
   /* Its own session: a signal to the agent's process group does not reach it, and it goes on
@@ -263,93 +556,10 @@ int main(int argc, char **argv) {
     child_stdio[2] = errs[1];
   }
 
-  for (size_t i = 0; i < spec.njoins; i++) {
-    if (spec.joins[i].nstype != CLONE_NEWPID) continue;
-    int fd = open(spec.joins[i].path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || setns(fd, CLONE_NEWPID) != 0) {
-      snprintf(err, sizeof(err), "join %s: %s", spec.joins[i].path, strerror(errno));
-      report_error("namespaces", errno, err);
-      return 1;
-    }
-    close(fd);
-  }
-
-  int sync_pipe[2], error_pipe[2];
-  if (pipe2(sync_pipe, O_CLOEXEC) != 0 || pipe2(error_pipe, O_CLOEXEC) != 0) {
-    report_error("monitor", errno, "pipe");
-    return 1;
-  }
-
-  pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)spec.clone_flags | SIGCHLD, NULL, NULL, NULL, NULL);
-  if (pid < 0) {
-    int saved = errno;
-    snprintf(err, sizeof(err), "clone into new namespaces: %s", strerror(saved));
-    report_error("clone", saved, err);
-    return 1;
-  }
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
-    close(sync_pipe[1]);
-    close(error_pipe[0]);
-    if (console[0] >= 0) close(console[0]);
-    container_main(&spec, sync_pipe[0], error_pipe[1], child_stdio, console[1]);
-  }
-  close(sync_pipe[0]);
-  close(error_pipe[1]);
+  pid_t pid = start_container(&spec, child_stdio, console, &tty_master);
   if (out[1] >= 0) close(out[1]);
   if (errs[1] >= 0) close(errs[1]);
-  if (console[1] >= 0) close(console[1]);
-
-  /* Into the cgroups before the container runs anything of its own. */
-  char pid_text[32];
-  snprintf(pid_text, sizeof(pid_text), "%d", pid);
-  for (size_t i = 0; i < spec.ncgroups; i++) {
-    char procs[4200];
-    snprintf(procs, sizeof(procs), "%s/cgroup.procs", spec.cgroups[i]);
-    if (write_file(procs, pid_text) != 0) {
-      int saved = errno;
-      snprintf(err, sizeof(err), "add pid %d to %s: %s", pid, procs, strerror(saved));
-      kill(pid, SIGKILL);
-      waitpid(pid, NULL, 0);
-      report_error("cgroups", saved, err);
-      return 1;
-    }
-  }
-  if (write(sync_pipe[1], "g", 1) != 1) {
-    kill(pid, SIGKILL);
-  }
-  close(sync_pipe[1]);
-  if (spec.tty) {
-    tty_master = receive_console(console[0]); /* -1 if the container failed before it */
-    close(console[0]);
-  }
-
-  char failure[1400];
-  ssize_t failure_length = 0, got;
-  while ((got = read(error_pipe[0], failure + failure_length, sizeof(failure) - 1 - (size_t)failure_length)) != 0) {
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      break;
-    }
-    failure_length += got;
-    if ((size_t)failure_length >= sizeof(failure) - 1) break;
-  }
-  close(error_pipe[0]);
-  if (failure_length > 0) {
-    failure[failure_length] = '\0';
-    waitpid(pid, NULL, 0);
-    char message[1500];
-    snprintf(message, sizeof(message), "error\t%s\n", failure);
-    report(message);
-    return 1;
-  }
-
+  if (pid < 0) return 1;
   if (spec.pid_path) {
     char text[64];
     snprintf(text, sizeof(text), "%d\n", pid);

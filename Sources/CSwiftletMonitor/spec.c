@@ -205,7 +205,30 @@ static int parse_line(char *line, struct spec *spec, char *err, size_t errlen) {
   else if (strcmp(key, "exit") == 0) { NEED(1); spec->exit_path = strdup(fields[1]); }
   else if (strcmp(key, "pid") == 0) { NEED(1); spec->pid_path = strdup(fields[1]); }
   else if (strcmp(key, "dev") == 0) { NEED(1); spec->dev_mode = strdup(fields[1]); }
-  else {
+  else if (strcmp(key, "mode") == 0) {
+    NEED(1);
+    if (strcmp(fields[1], "container") == 0) spec->mode = MODE_CONTAINER;
+    else if (strcmp(fields[1], "exec") == 0) spec->mode = MODE_EXEC;
+    else if (strcmp(fields[1], "pin") == 0) spec->mode = MODE_PIN;
+    else { fail(err, errlen, "mode %s is not container, exec or pin", fields[1]); return -1; }
+  } else if (strcmp(key, "pause") == 0) { NEED(1); spec->pause = atoi(fields[1]); }
+  else if (strcmp(key, "pin") == 0) {
+    NEED(2);
+    struct spec_pin pin = {namespace_flag(fields[1]), strdup(fields[1]), strdup(fields[2])};
+    if (pin.nstype != CLONE_NEWNET && pin.nstype != CLONE_NEWIPC && pin.nstype != CLONE_NEWUTS) {
+      fail(err, errlen, "cannot pin a %s namespace (net, ipc or uts)", fields[1]);
+      return -1;
+    }
+    APPEND(spec->pins, spec->npins, pin);
+  } else if (strcmp(key, "sysctl") == 0) {
+    NEED(2);
+    if (strstr(fields[1], "..") != NULL || fields[1][0] == '/' || fields[1][0] == '\0') {
+      fail(err, errlen, "sysctl name %s is not valid", fields[1]);
+      return -1;
+    }
+    struct spec_sysctl sysctl = {strdup(fields[1]), strdup(fields[2])};
+    APPEND(spec->sysctls, spec->nsysctls, sysctl);
+  } else {
     fail(err, errlen, "unknown directive %s", key);
     return -1;
   }
@@ -237,11 +260,11 @@ int spec_load(const char *path, struct spec *spec, char *err, size_t errlen) {
   }
   free(line);
   fclose(file);
-  if (status == 0 && spec->argc == 0) {
+  if (status == 0 && spec->argc == 0 && spec->mode != MODE_PIN && !spec->pause) {
     fail(err, errlen, "spec %s: no command (arg)", path);
     status = -1;
   }
-  if (status == 0 && spec->exit_path == NULL) {
+  if (status == 0 && spec->exit_path == NULL && spec->mode == MODE_CONTAINER) {
     fail(err, errlen, "spec %s: no exit file", path);
     status = -1;
   }

@@ -24,6 +24,24 @@ struct spec_rlimit {
   struct rlimit limit;
 };
 
+struct spec_pin {
+  int nstype;   /* CLONE_NEWNET, CLONE_NEWIPC or CLONE_NEWUTS */
+  char *name;   /* net, ipc, uts */
+  char *target; /* an existing file the namespace is bind-mounted on */
+};
+
+struct spec_sysctl {
+  char *key;    /* net.ipv4.ip_forward or net/ipv4/ip_forward */
+  char *value;
+};
+
+/* What the monitor is asked to do. */
+enum spec_mode {
+  MODE_CONTAINER = 0, /* supervise a container: log its output, record its exit */
+  MODE_EXEC,          /* run a process in a running container with the caller's stdio; report its exit */
+  MODE_PIN,           /* create namespaces, set them up, bind-mount them on files, exit (pod sandboxes) */
+};
+
 struct spec_join {
   int nstype; /* CLONE_NEWNET, ... */
   char *path;
@@ -41,6 +59,12 @@ struct spec_seccomp_rule {
 };
 
 struct spec {
+  enum spec_mode mode;
+  int pause;           /* the container is the pod's pid-namespace holder: no exec, reap, wait */
+  struct spec_pin *pins;
+  size_t npins;
+  struct spec_sysctl *sysctls;
+  size_t nsysctls;
   char *id;
   char *rootfs;        /* NULL: run in the host's root (no pivot_root) */
   int rootfs_readonly;

@@ -32,6 +32,13 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
     public var privileged = false
     /// Labels kept with the container (the CRI's labels, or the CLI's).
     public var labels: [String: String] = [:]
+    /// The cgroup the container's cgroup is made in, relative to each hierarchy's root (a
+    /// pod's `cgroup_parent`, such as `/kubepods/besteffort/pod<uid>`); nil: the
+    /// containerizer's cgroups root.
+    public var cgroupParent: String? = nil
+    /// The container runs no command: its first process holds a pod's shared pid namespace
+    /// (PID 1 there, reaping orphans) until it is stopped.
+    public var holdsPIDNamespace: Bool? = nil
 
     public init(rootfs: String, args: [String]) {
         self.rootfs = rootfs

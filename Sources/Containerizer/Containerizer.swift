@@ -46,7 +46,7 @@ public final class Containerizer: Sendable {
     public let cgroupsRoot: String
     public let layout: CgroupLayout
     private let isolators: [any Isolator]
-    private let launcher: Launcher
+    let launcher: Launcher
     private let cgroupVersion: CgroupVersion
 
     /// Which cgroup version containers get.
@@ -57,14 +57,14 @@ public final class Containerizer: Sendable {
         case v2
     }
 
-    private struct Entry: Sendable {
+    struct Entry: Sendable {
         var info: ContainerInfo
         var config: ContainerConfig
         var waiters: [CheckedContinuation<ExitStatus, Never>] = []
         var watch: ExitWatch?
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    let entries = Mutex<[String: Entry]>([:])
     /// Called with every exit as it is recorded (the CRI's container events).
     private let onExit: (@Sendable (ContainerInfo) -> Void)?
 
@@ -91,11 +91,27 @@ public final class Containerizer: Sendable {
         }
     }
 
-    /// The cgroup of container `id`.
-    public func cgroup(for id: String) -> any ContainerCgroup {
+    /// The cgroup of container `id`: `<parent>/<id>`, the parent being the cgroups root or
+    /// the container's own `cgroupParent`.
+    public func cgroup(for id: String, parent: String? = nil) -> any ContainerCgroup {
+        let parentPath = parent.map { $0.split(separator: "/").joined(separator: "/") }.flatMap { $0.isEmpty ? nil : $0 }
+        let root = parentPath ?? cgroupsRoot
         switch cgroupVersion {
-        case .v1: CgroupV1(layout: layout, root: cgroupsRoot, id: id)
-        case .v2: CgroupV2(mount: layout.v2Mount!, root: cgroupsRoot, id: id, available: layout.v2Controllers)
+        case .v1: return CgroupV1(layout: layout, root: root, id: id)
+        case .v2: return CgroupV2(mount: layout.v2Mount!, root: root, id: id, available: layout.v2Controllers)
+        }
+    }
+
+    /// The cgroup of a container with `config`.
+    func cgroup(for id: String, _ config: ContainerConfig) -> any ContainerCgroup {
+        cgroup(for: id, parent: config.cgroupParent)
+    }
+
+    static func validate(cgroupParent: String?) throws(ContainerizerError) {
+        guard let parent = cgroupParent else { return }
+        let parts = parent.split(separator: "/")
+        guard parent.utf8.count < 1024, !parts.contains(".."), !parts.contains("."), !parent.contains("\0") else {
+            throw ContainerizerError(.invalidArgument, context: "cgroup parent \"\(parent)\"", detail: "must be a cgroup path without . or ..")
         }
     }
 
@@ -115,10 +131,11 @@ public final class Containerizer: Sendable {
         let exists = entries.withLock { $0[id] != nil }
         let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
         guard !exists, access(checkpoint.directory, F_OK) != 0 else { throw ContainerizerError(.alreadyExists, context: id) }
+        try Self.validate(cgroupParent: config.cgroupParent)
         let createdAt = Self.now()
         let launchLock = try checkpoint.createLocked()
         defer { close(launchLock) }
-        let cgroup = cgroup(for: id)
+        let cgroup = cgroup(for: id, config)
         let context = IsolationContext(id: id, config: config, cgroup: cgroup)
         var started: Launcher.Started?
         do {
@@ -157,11 +174,13 @@ public final class Containerizer: Sendable {
 
     /// The monitor's spec before the isolators add theirs: process, user, security, I/O.
     private func baseSpec(id: String, config: ContainerConfig, checkpoint: Checkpoint, cgroup: any ContainerCgroup) throws(ContainerizerError) -> LaunchSpec {
-        guard !config.args.isEmpty else {
+        let holdsPIDNamespace = config.holdsPIDNamespace ?? false
+        guard !config.args.isEmpty || holdsPIDNamespace else {
             throw ContainerizerError(.invalidArgument, context: "container \(id)", detail: "no command")
         }
         var spec = LaunchSpec()
         spec.add("id", id)
+        if holdsPIDNamespace { spec.add("pause", "1") }
         for arg in config.args { spec.add("arg", arg) }
         for variable in config.env { spec.add("env", variable) }
         spec.add("cwd", config.workingDirectory.isEmpty ? "/" : config.workingDirectory)
@@ -176,6 +195,17 @@ public final class Containerizer: Sendable {
             }
         }
         for directory in cgroup.directories { spec.add("cgroup", directory) }
+        try addSecurity(config, to: &spec)
+        if config.tty { spec.add("tty", "1") }
+        if let log = config.logPath { spec.add("log", log) }
+        spec.add("exit", checkpoint.exitPath)
+        spec.add("pid", checkpoint.pidPath)
+        return spec
+    }
+
+    /// Capabilities, no_new_privs, seccomp, oom_score_adj and rlimits: what a container's
+    /// processes (its first, and every exec) run with.
+    func addSecurity(_ config: ContainerConfig, to spec: inout LaunchSpec) throws(ContainerizerError) {
         var capabilities = config.privileged ? Capabilities.all : config.capabilities
         if cgroupVersion == .v2 && !config.privileged {
             // No device controller on v2 yet (it needs a BPF program): a container that could
@@ -196,11 +226,6 @@ public final class Containerizer: Sendable {
         for limit in config.rlimits {
             spec.add("rlimit", limit.name, String(limit.soft), String(limit.hard))
         }
-        if config.tty { spec.add("tty", "1") }
-        if let log = config.logPath { spec.add("log", log) }
-        spec.add("exit", checkpoint.exitPath)
-        spec.add("pid", checkpoint.pidPath)
-        return spec
     }
 
     // MARK: Exits
@@ -218,7 +243,7 @@ public final class Containerizer: Sendable {
         let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
         let exitRecord = checkpoint.readExit()
         var usage = CgroupUsage()
-        let context = IsolationContext(id: id, config: entry.config, cgroup: cgroup(for: id))
+        let context = IsolationContext(id: id, config: entry.config, cgroup: cgroup(for: id, entry.config))
         for isolator in isolators { try? isolator.usage(context, into: &usage) }
         let status: ExitStatus
         if let exitRecord {
@@ -269,12 +294,14 @@ public final class Containerizer: Sendable {
 
     /// Sends `signal` to the container's first process (SIGKILL kills the whole cgroup).
     public func kill(id: String, signal: Int32 = SIGTERM) throws(ContainerizerError) {
-        guard let info = self.info(id: id) else { throw ContainerizerError(.notFound, context: id) }
+        guard let (info, config) = entries.withLock({ entries in entries[id].map { ($0.info, $0.config) } }) else {
+            throw ContainerizerError(.notFound, context: id)
+        }
         guard info.state == .running else { return }
         // Exited already (its monitor may still be draining the output): its pid may be reused.
         if access(Checkpoint(stateRoot: stateRoot, id: id).exitPath, F_OK) == 0 { return }
         if signal == SIGKILL {
-            try cgroup(for: id).killAll()
+            try cgroup(for: id, config).killAll()
         } else if Glibc.kill(info.pid, signal) != 0 && errno != ESRCH {
             throw ContainerizerError(.invalidArgument, context: "signal \(signal) to container \(id)", errno: errno)
         }
@@ -283,7 +310,7 @@ public final class Containerizer: Sendable {
     /// Changes the limits of a running container.
     public func update(id: String, resources: ResourceLimits) throws(ContainerizerError) {
         guard var config = entries.withLock({ $0[id]?.config }) else { throw ContainerizerError(.notFound, context: id) }
-        let context = IsolationContext(id: id, config: config, cgroup: cgroup(for: id))
+        let context = IsolationContext(id: id, config: config, cgroup: cgroup(for: id, config))
         for isolator in isolators { try isolator.update(context, resources) }
         config.resources = resources
         try Checkpoint(stateRoot: stateRoot, id: id).writeJSON("config.json", config)
@@ -294,7 +321,7 @@ public final class Containerizer: Sendable {
     public func usage(id: String) throws(ContainerizerError) -> CgroupUsage {
         guard let config = entries.withLock({ $0[id]?.config }) else { throw ContainerizerError(.notFound, context: id) }
         var usage = CgroupUsage()
-        let context = IsolationContext(id: id, config: config, cgroup: cgroup(for: id))
+        let context = IsolationContext(id: id, config: config, cgroup: cgroup(for: id, config))
         for isolator in isolators { try isolator.usage(context, into: &usage) }
         return usage
     }
@@ -305,7 +332,7 @@ public final class Containerizer: Sendable {
         // checkpoint that is being removed.
         guard let entry = entries.withLock({ $0.removeValue(forKey: id) }) else { throw ContainerizerError(.notFound, context: id) }
         entry.watch?.cancel()
-        let cgroup = cgroup(for: id)
+        let cgroup = cgroup(for: id, entry.config)
         let context = IsolationContext(id: id, config: entry.config, cgroup: cgroup)
         do {
             try cgroup.killAll()
@@ -382,10 +409,10 @@ public final class Containerizer: Sendable {
             let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
             if Checkpoint.isLaunching(checkpoint.directory) { continue }  // another process is launching it
             if entries.withLock({ $0[id] != nil }) { continue }
-            guard let config = checkpoint.readJSON("config.json", as: ContainerConfig.self),
-                  var info = checkpoint.readJSON("status.json", as: ContainerInfo.self) else {
+            let storedConfig = checkpoint.readJSON("config.json", as: ContainerConfig.self)
+            guard let config = storedConfig, var info = checkpoint.readJSON("status.json", as: ContainerInfo.self) else {
                 // Killed between creating the directory and finishing the launch.
-                let cgroup = cgroup(for: id)
+                let cgroup = cgroup(for: id, parent: storedConfig?.cgroupParent)
                 try? cgroup.killAll()
                 try? cgroup.destroy()
                 checkpoint.remove()

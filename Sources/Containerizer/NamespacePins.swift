@@ -1,0 +1,80 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A pod's network, IPC and UTS namespaces kept alive with no process: created by
+/// `swiftlet-monitor` in pin mode and bind-mounted on files (`<directory>/net`, `ipc`, `uts`),
+/// the way `ip netns add` keeps a network namespace and the Mesos agent keeps a pod's.
+public struct NamespacePins: Sendable {
+    /// The namespaces a pod can share.
+    public enum Kind: String, Sendable, CaseIterable, Codable { case net, ipc, uts }
+
+    /// Where the files are: `<directory>/<kind>`.
+    public let directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
+
+    /// The file holding namespace `kind`.
+    public func path(_ kind: Kind) -> String { "\(directory)/\(kind.rawValue)" }
+
+    /// Creates new namespaces of `kinds`, sets the hostname (UTS) and the namespaced
+    /// `sysctls` in them, brings up loopback (net), and pins them. On failure nothing stays
+    /// pinned.
+    public func create(_ kinds: Set<Kind>, hostname: String?, sysctls: [(String, String)], monitorPath: String) throws(ContainerizerError) {
+        guard !kinds.isEmpty else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ContainerizerError(.checkpoint, context: directory, detail: "\(error)")
+        }
+        var spec = LaunchSpec()
+        spec.add("mode", "pin")
+        for kind in Kind.allCases where kinds.contains(kind) {
+            let file = path(kind)
+            let fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw ContainerizerError(.checkpoint, context: file, errno: errno) }
+            close(fd)
+            spec.add("namespace", kind.rawValue)
+            spec.add("pin", kind.rawValue, file)
+        }
+        if let hostname, !hostname.isEmpty, kinds.contains(.uts) { spec.add("hostname", hostname) }
+        for (key, value) in sysctls { spec.add("sysctl", key, value) }
+        let specPath = directory + "/pin.spec"
+        do {
+            try spec.text.write(toFile: specPath, atomically: true, encoding: .utf8)
+        } catch {
+            throw ContainerizerError(.checkpoint, context: specPath, detail: "\(error)")
+        }
+        defer { unlink(specPath) }
+        do {
+            let started = try Launcher(monitorPath: monitorPath).launch(id: "pod namespaces", specPath: specPath)
+            var status: Int32 = 0
+            while waitpid(started.monitorPid, &status, 0) < 0 && errno == EINTR {}
+        } catch {
+            remove()
+            throw error
+        }
+    }
+
+    /// Whether namespace `kind` is pinned here.
+    public func isPinned(_ kind: Kind) -> Bool {
+        var mine = stat(), parent = stat()
+        guard stat(path(kind), &mine) == 0, stat(directory, &parent) == 0 else { return false }
+        return mine.st_dev != parent.st_dev  // an nsfs file, not the empty placeholder
+    }
+
+    /// Unpins `kinds` (every kind by default) and removes their files; namespaces no process
+    /// uses any more end. Idempotent.
+    public func remove(_ kinds: Set<Kind> = Set(Kind.allCases)) {
+        for kind in kinds {
+            let file = path(kind)
+            while umount2(file, Int32(MNT_DETACH)) == 0 {}
+            unlink(file)
+        }
+        if kinds.count == Kind.allCases.count { rmdir(directory) }
+    }
+}

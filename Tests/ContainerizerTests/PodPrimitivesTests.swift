@@ -1,0 +1,127 @@
+import Foundation
+import SwiftletTestSupport
+import Testing
+@testable import Containerizer
+
+/// What pod sandboxes are built from: pinned namespaces, a pid-namespace holder, cgroup
+/// parents, and exec into a running container.
+@Suite("pod primitives", .serialized)
+struct PodPrimitivesTests {
+    @Test("exec runs in the container's namespaces, cgroups and root, with its own stdio and exit code")
+    func execSync() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        var config = test.config("echo hi > /tmp/marker; sleep 30")
+        config.hostname = "inside"
+        let info = try test.containerizer.launch(id: "target", config: config)
+        try await Task.sleep(for: .milliseconds(200))
+        let result = try test.containerizer.execSync(
+            id: "target", args: ["/bin/sh", "-c", "cat /tmp/marker; hostname; echo $$ >&2; cat /proc/self/cgroup | grep memory; exit 7"],
+            timeout: .seconds(10))
+        let out = String(decoding: result.stdout, as: UTF8.self)
+        #expect(result.exitCode == 7 && !result.timedOut)
+        #expect(out.hasPrefix("hi\ninside\n"))
+        #expect(out.contains("/\(test.cgroupsRoot)/target"))
+        // In the container's pid namespace: not pid 1 (that is the container), but small.
+        let pid = Int(String(decoding: result.stderr, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(pid > 1 && pid < 100)
+        #expect(test.containerizer.info(id: "target")?.state == .running)
+        _ = info
+    }
+
+    @Test("an exec that outlives its timeout is killed; the container goes on")
+    func execTimeout() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        try test.containerizer.launch(id: "slow", config: test.config("sleep 30"))
+        let result = try test.containerizer.execSync(id: "slow", args: ["sleep", "20"], timeout: .milliseconds(300))
+        #expect(result.timedOut)
+        #expect(result.exitCode == 137)
+        #expect(test.containerizer.info(id: "slow")?.state == .running)
+        let after = try test.containerizer.execSync(id: "slow", args: ["true"], timeout: .seconds(10))
+        #expect(after.exitCode == 0)
+    }
+
+    @Test("exec in an unknown or exited container fails with a clear error")
+    func execRefused() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        #expect(throws: ContainerizerError.self) { try test.containerizer.execSync(id: "nope", args: ["true"], timeout: nil) }
+        try test.containerizer.launch(id: "done", config: test.config("exit 0"))
+        _ = try await test.containerizer.wait(id: "done")
+        do {
+            _ = try test.containerizer.execSync(id: "done", args: ["true"], timeout: nil)
+            Issue.record("exec into an exited container succeeded")
+        } catch {
+            #expect(error.description.contains("not running"))
+        }
+        try test.containerizer.launch(id: "live", config: test.config("sleep 30"))
+        do {
+            _ = try test.containerizer.execSync(id: "live", args: ["/no/such/binary"], timeout: nil)
+            Issue.record("exec of a missing binary succeeded")
+        } catch {
+            #expect(error.description.contains("no/such/binary"))
+        }
+    }
+
+    @Test("pinned namespaces outlive their creator and are shared by the containers that join them")
+    func pinnedNamespaces() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        let pins = NamespacePins(directory: test.tree.path + "/pod/ns")
+        try pins.create([.net, .ipc, .uts], hostname: "podhost", sysctls: [("net.ipv4.ip_unprivileged_port_start", "80"), ("kernel.shmmni", "1234")],
+                        monitorPath: Launcher.defaultMonitorPath())
+        defer { pins.remove() }
+        #expect(pins.isPinned(.net) && pins.isPinned(.ipc) && pins.isPinned(.uts))
+        var config = test.config("hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni; ip link show lo | grep -c UP; readlink /proc/self/ns/net")
+        config.namespaces.network = .join(pins.path(.net))
+        config.namespaces.ipc = .join(pins.path(.ipc))
+        config.namespaces.uts = .join(pins.path(.uts))
+        config.logPath = test.tree.path + "/joined.log"
+        try test.containerizer.launch(id: "joined", config: config)
+        _ = try await test.containerizer.wait(id: "joined")
+        let lines = readFile(config.logPath!).split(separator: "\n").map { $0.split(separator: " ", maxSplits: 3).last.map(String.init) ?? "" }
+        #expect(lines.prefix(4) == ["podhost", "80", "1234", "1"])
+        // The host's namespaces are untouched.
+        #expect(readFile("/proc/sys/kernel/shmmni") != "1234\n")
+        pins.remove()
+        #expect(!FileManager.default.fileExists(atPath: pins.path(.net)))
+    }
+
+    @Test("a sysctl the namespace does not have fails the pin and leaves nothing pinned")
+    func badSysctl() throws {
+        let tree = try TemporaryTree(prefix: "swiftlet-pin")
+        let pins = NamespacePins(directory: tree.path + "/ns")
+        #expect(throws: ContainerizerError.self) {
+            try pins.create([.net], hostname: nil, sysctls: [("net.no.such.key", "1")], monitorPath: Launcher.defaultMonitorPath())
+        }
+        #expect(!FileManager.default.fileExists(atPath: pins.path(.net)))
+    }
+
+    @Test("a pid-namespace holder lets later containers see each other's processes, under a cgroup parent")
+    func sharedPIDNamespace() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        let parent = test.cgroupsRoot + "/podA"
+        let emptyRoot = try test.tree.directory("pause-root")
+        var holder = ContainerConfig(rootfs: emptyRoot, args: [])
+        holder.holdsPIDNamespace = true
+        holder.cgroupParent = "/" + parent
+        let pause = try test.containerizer.launch(id: "pause", config: holder)
+        var first = test.config("sleep 30")
+        first.namespaces.pid = .join("/proc/\(pause.pid)/ns/pid")
+        first.cgroupParent = parent
+        try test.containerizer.launch(id: "first", config: first)
+        var second = test.config("ps -o pid,comm; sleep 30")
+        second.namespaces.pid = .join("/proc/\(pause.pid)/ns/pid")
+        second.cgroupParent = parent
+        let secondInfo = try test.containerizer.launch(id: "second", config: second)
+        let result = try test.containerizer.execSync(id: "second", args: ["ps", "-o", "pid,comm"], timeout: .seconds(10))
+        let ps = String(decoding: result.stdout, as: UTF8.self)
+        #expect(ps.contains("swiftlet-pause") || ps.contains("1 "))
+        #expect(ps.contains("sleep"))
+        #expect(readFile("/proc/\(secondInfo.pid)/cgroup").contains(":memory:/\(parent)/second"))
+        for id in ["second", "first", "pause"] { try test.containerizer.destroy(id: id) }
+        for hierarchy in Set(test.containerizer.layout.v1.values) { rmdir("\(hierarchy)/\(parent)") }
+    }
+}
