@@ -261,6 +261,7 @@ class Runtime:
         self.channels = []
         self.pods = []
         self.markers = {}
+        self.log_paths = {}
         self._network = network
         self._process = None
 
@@ -370,7 +371,12 @@ class Runtime:
         assert container_id, "CreateContainer returned an empty id"
         marker = next(e.value for e in config.envs if e.key == MARKER_ENV)
         self.markers[container_id] = marker
+        self.log_paths[container_id] = pathlib.Path(pod_config.log_directory) / config.log_path
         return container_id
+
+    def container_log(self, container_id):
+        """The host path of the container's CRI log (the pod's log_directory + its log_path)."""
+        return self.log_paths[container_id]
 
     def start(self, container_id):
         self.rs.StartContainer(self.cri.v1.StartContainerRequest(container_id=container_id))
@@ -678,3 +684,47 @@ RUNTIMES = {"swiftlet": SwiftletRuntime, "containerd": ContainerdRuntime}
 
 def make_runtime(kind, cri, archives, network=True):
     return RUNTIMES[kind](cri, dict(archives), network)
+
+
+# ---------------------------------------------------------------------------------------------
+# CRI log files
+
+def parse_cri_log(path):
+    """Records of a CRI log file: [(timestamp str, stream, tag, text)], each line checked
+    against `<RFC3339Nano> <stdout|stderr> <P|F> <text>`."""
+    import re
+    pattern = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) (stdout|stderr) ([PF]) (.*)$")
+    records = []
+    try:
+        data = pathlib.Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    for line in data.split("\n")[:-1]:  # a record is only complete with its newline
+        match = pattern.match(line)
+        assert match, f"not a CRI log line in {path}: {line!r}"
+        records.append(match.groups())
+    return records
+
+
+def log_text(path, stream=None):
+    """The text a container wrote, P records joined to the next, one entry per F record."""
+    lines, partial = [], ""
+    for _, record_stream, tag, text in parse_cri_log(path):
+        if stream and record_stream != stream:
+            continue
+        partial += text
+        if tag == "F":
+            lines.append(partial)
+            partial = ""
+    return lines
+
+
+def wait_for(predicate, timeout=60, interval=0.1, message="condition"):
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
