@@ -99,7 +99,7 @@ let package = Package(
             dependencies: ["CSwiftletStreaming", .product(name: "Logging", package: "swift-log")]
         ),
         /// zlib streams (SPDY header blocks) and sockets for the streaming server.
-        .target(name: "CSwiftletStreaming", linkerSettings: [.linkedLibrary("z")]),
+        .target(name: "CSwiftletStreaming", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("crypto")]),
 
         // MARK: Agent
 
@@ -110,7 +110,10 @@ let package = Package(
         /// The CRI runtime and image services: what each method means on this node.
         .target(
             name: "SwiftletRuntime",
-            dependencies: ["CRI", "Containerizer", "ImageStore", "RegistryClient", "SwiftletConfig", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "CRI", "CRIProtobufC", "Containerizer", "ImageStore", "RegistryClient", "CNI", "SwiftletConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .executableTarget(
             name: "swiftlet",
@@ -130,7 +133,7 @@ let package = Package(
         .target(name: "SwiftletTestSupport", path: "Tests/SwiftletTestSupport"),
         .testTarget(name: "ContainerizerTests", dependencies: ["Containerizer", "SwiftletTestSupport"]),
         .testTarget(name: "ImageStoreTests", dependencies: ["ImageStore", "SwiftletTestSupport"]),
-        .testTarget(name: "StreamingServerTests", dependencies: ["StreamingServer", "SwiftletTestSupport"]),
+        .testTarget(name: "StreamingServerTests", dependencies: ["StreamingServer", "CSwiftletStreaming", "SwiftletTestSupport"]),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",

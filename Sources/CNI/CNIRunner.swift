@@ -71,14 +71,16 @@ public struct CNIRunner: Sendable {
 
     /// Capabilities the runtime fills (`portMappings`), keyed as CNI's runtimeConfig.
     public typealias RuntimeConfig = [String: Any]
+    /// `CNI_ARGS` pairs (K8S_POD_NAMESPACE, K8S_POD_NAME, …); `IgnoreUnknown=1` is added.
+    public typealias Arguments = [(String, String)]
 
     /// Attaches `netns` to the network; returns the result.
     public func add(_ network: CNINetworkConfig, containerID: String, netns: String, interface: String = "eth0",
-                    runtimeConfig: RuntimeConfig = [:]) throws(CNIError) -> CNIResult {
+                    runtimeConfig: RuntimeConfig = [:], arguments: Arguments = []) throws(CNIError) -> CNIResult {
         var previous: Any?
         for plugin in network.plugins {
             let output = try run(network, plugin, command: "ADD", containerID: containerID, netns: netns, interface: interface,
-                                 previous: previous, runtimeConfig: runtimeConfig)
+                                 previous: previous, runtimeConfig: runtimeConfig, arguments: arguments)
             previous = try? JSONSerialization.jsonObject(with: Data(output.utf8))
         }
         let json = previous.flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
@@ -91,24 +93,24 @@ public struct CNIRunner: Sendable {
 
     /// Detaches; idempotent, as the spec requires (a missing netns or cache is not an error).
     public func del(_ network: CNINetworkConfig, containerID: String, netns: String, interface: String = "eth0",
-                    runtimeConfig: RuntimeConfig = [:]) throws(CNIError) {
+                    runtimeConfig: RuntimeConfig = [:], arguments: Arguments = []) throws(CNIError) {
         let cached = cachedResult(network: network, containerID: containerID, interface: interface)
         for plugin in network.plugins.reversed() {
             _ = try run(network, plugin, command: "DEL", containerID: containerID, netns: netns, interface: interface,
-                        previous: cached, runtimeConfig: runtimeConfig)
+                        previous: cached, runtimeConfig: runtimeConfig, arguments: arguments)
         }
         unlink(cachePath(network: network, containerID: containerID, interface: interface))
     }
 
     /// Verifies the attachment is as ADD left it (CNI 0.4.0+).
     public func check(_ network: CNINetworkConfig, containerID: String, netns: String, interface: String = "eth0",
-                      runtimeConfig: RuntimeConfig = [:]) throws(CNIError) {
+                      runtimeConfig: RuntimeConfig = [:], arguments: Arguments = []) throws(CNIError) {
         guard let cached = cachedResult(network: network, containerID: containerID, interface: interface) else {
             throw CNIError(network: network.name, plugin: "", code: 0, message: "no cached result for \(containerID): was ADD run?")
         }
         for plugin in network.plugins {
             _ = try run(network, plugin, command: "CHECK", containerID: containerID, netns: netns, interface: interface,
-                        previous: cached, runtimeConfig: runtimeConfig)
+                        previous: cached, runtimeConfig: runtimeConfig, arguments: arguments)
         }
     }
 
@@ -136,7 +138,7 @@ public struct CNIRunner: Sendable {
     // MARK: Plugins
 
     private func run(_ network: CNINetworkConfig, _ plugin: [String: Any], command: String, containerID: String, netns: String,
-                     interface: String, previous: Any?, runtimeConfig: RuntimeConfig) throws(CNIError) -> String {
+                     interface: String, previous: Any?, runtimeConfig: RuntimeConfig, arguments: Arguments) throws(CNIError) -> String {
         let type = plugin["type"] as? String ?? ""
         let candidates: [String] = binDirs.map { directory in directory + "/" + type }
         guard let binary = candidates.first(where: { path in access(path, X_OK) == 0 }) else {
@@ -153,10 +155,13 @@ public struct CNIRunner: Sendable {
         guard let input = try? JSONSerialization.data(withJSONObject: config, options: [.sortedKeys]) else {
             throw CNIError(network: network.name, plugin: type, code: 0, message: "cannot encode the plugin config")
         }
-        let environment = [
+        var environment = [
             "CNI_COMMAND=\(command)", "CNI_CONTAINERID=\(containerID)", "CNI_NETNS=\(netns)", "CNI_IFNAME=\(interface)",
             "CNI_PATH=\(binDirs.joined(separator: ":"))", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
         ]
+        if !arguments.isEmpty {
+            environment.append("CNI_ARGS=" + (["IgnoreUnknown=1"] + arguments.map { "\($0.0)=\($0.1)" }).joined(separator: ";"))
+        }
         let (status, output, errors) = Self.execute(binary, input: Array(input), environment: environment)
         if status != 0 {
             let parsed = (try? JSONSerialization.jsonObject(with: Data(output.utf8))) as? [String: Any]

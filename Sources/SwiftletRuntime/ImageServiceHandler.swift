@@ -135,4 +135,10 @@ enum Offload {
             DispatchQueue.global().async { continuation.resume(returning: work()) }
         }
     }
+
+    /// ``run(_:)`` for work that fails with a CRI error.
+    static func throwing<T: Sendable>(_ work: @escaping @Sendable () throws(CRIError) -> T) async throws(CRIError) -> T {
+        let result: Result<T, CRIError> = await run { Result { () throws(CRIError) -> T in try work() } }
+        return try result.get()
+    }
 }

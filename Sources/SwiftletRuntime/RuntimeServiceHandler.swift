@@ -7,10 +7,10 @@ import SwiftletConfig
 
 /// Swiftlet's CRI RuntimeService.
 ///
-/// Implemented now: `Version`, `Status`, `RuntimeConfig`, `UpdateRuntimeConfig` and
-/// `GetContainerEvents` (a live stream of the events ``events`` carries). Every other
-/// method answers UNIMPLEMENTED naming itself (the protocol's default) until the
-/// containerizer and runtime issues implement it; the README's support table lists them.
+/// Runtime-level methods here (`Version`, `Status`, `RuntimeConfig`, `UpdateRuntimeConfig`,
+/// `GetContainerEvents`); pods, containers, exec and stats in `RuntimeServiceHandler+Pods`
+/// over ``PodRuntime``. Methods not implemented answer UNIMPLEMENTED naming themselves (the
+/// protocol's default); the README's support table lists them.
 public final class RuntimeServiceHandler: RuntimeService {
     private let configuration: SwiftletConfiguration
     private let readiness: ReadinessProbe
@@ -18,12 +18,15 @@ public final class RuntimeServiceHandler: RuntimeService {
     private let podCIDRs = Mutex<[String]>([])
     /// The container events streamed to `GetContainerEvents` clients.
     public let events: ContainerEventBus
+    /// The pods and containers; nil serves the CRI without them (they answer UNAVAILABLE).
+    public let pods: PodRuntime?
 
     /// Creates the service for `configuration`; `readiness` decides the Status conditions.
-    public init(configuration: SwiftletConfiguration, readiness: ReadinessProbe,
+    public init(configuration: SwiftletConfiguration, readiness: ReadinessProbe, pods: PodRuntime? = nil,
                 events: ContainerEventBus = ContainerEventBus(), logger: Logger) {
         self.configuration = configuration
         self.readiness = readiness
+        self.pods = pods
         self.events = events
         self.logger = logger
     }

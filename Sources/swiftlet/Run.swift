@@ -2,6 +2,7 @@ import ArgumentParser
 import CRIServer
 import Dispatch
 import GRPCServer
+import Containerizer
 import ImageStore
 import RegistryClient
 import Logging
@@ -48,9 +49,24 @@ struct Run: AsyncParsableCommand {
             case .error: grpcLogger.error("\(message)")
             }
         }
-        let runtime = RuntimeServiceHandler(
-            configuration: configuration, readiness: ReadinessProbe(configuration: configuration), logger: logger)
         let images = try ImageStore(root: configuration.root + "/images")
+        let events = ContainerEventBus()
+        let exits = ExitForwarder()
+        let containerizer = try Containerizer(
+            stateRoot: configuration.state + "/containerizer", cgroupsRoot: configuration.cgroupsRoot,
+            isolation: configuration.isolation, onExit: { info in exits.forward(info.id) })
+        let recovered = try containerizer.recover()
+        let readiness = ReadinessProbe(configuration: configuration, podSandboxesSupported: true)
+        let podCIDRs = PodCIDRs()
+        let pods = PodRuntime(configuration: configuration, containerizer: containerizer, images: images, events: events,
+                              podCIDRs: { podCIDRs.value }, logger: logger)
+        pods.recover()
+        exits.target = pods
+        logger.info("containers recovered", metadata: [
+            "running": "\(recovered.running.count)", "exited": "\(recovered.exited.count)", "removed": "\(recovered.removed.count)",
+        ])
+        let runtime = RuntimeServiceHandler(configuration: configuration, readiness: readiness, pods: pods, events: events, logger: logger)
+        podCIDRs.handler = runtime
         let server = try CRIServer(
             socketPath: configuration.criSocket, runtime: runtime,
             images: ImageServiceHandler(store: images, registryHosts: RegistryHosts(configPath: configuration.registryConfigPath), logger: logger),
@@ -70,6 +86,26 @@ struct Run: AsyncParsableCommand {
         defer { signals.cancel() }
         try await server.run()
     }
+}
+
+/// Hands the containerizer's exits to the pod runtime, which is made after it.
+final class ExitForwarder: Sendable {
+    private let box = Mutex<PodRuntime?>(nil)
+    var target: PodRuntime? {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
+    }
+    func forward(_ id: String) { target?.containerExited(id) }
+}
+
+/// The pod CIDRs UpdateRuntimeConfig set, for the pod runtime's CNI calls.
+final class PodCIDRs: Sendable {
+    private let box = Mutex<RuntimeServiceHandler?>(nil)
+    var handler: RuntimeServiceHandler? {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
+    }
+    var value: [String] { handler?.podCIDR ?? [] }
 }
 
 /// The flags of `swiftlet run`, named as the kubelet and containerd name them.
@@ -104,6 +140,9 @@ struct ConfigFlags: ParsableArguments {
     @Option(name: .customLong("registry-config-path"), help: "Registry hosts.toml directory (containerd's layout). Default: /etc/swiftlet/certs.d.")
     var registryConfigPath: String?
 
+    @Option(name: .customLong("cgroups-root"), help: "The cgroup, under each hierarchy, for containers of pods without a cgroup parent. Default: swiftlet.")
+    var cgroupsRoot: String?
+
     @Option(name: .customLong("shutdown-grace-period"), help: "How long CRI calls in flight may run after SIGTERM (Go duration). Default: 10s.")
     var shutdownGracePeriod: String?
 
@@ -124,6 +163,7 @@ struct ConfigFlags: ParsableArguments {
         if let cniConfDir { configuration.cniConfDir = cniConfDir }
         if !cniBinDirs.isEmpty { configuration.cniBinDirs = cniBinDirs }
         if let registryConfigPath { configuration.registryConfigPath = registryConfigPath }
+        if let cgroupsRoot { configuration.cgroupsRoot = cgroupsRoot }
         if let shutdownGracePeriod {
             guard let duration = GoDuration(parsing: shutdownGracePeriod) else {
                 throw ValidationError("--shutdown-grace-period: \"\(shutdownGracePeriod)\" is not a duration such as 10s or 500ms")

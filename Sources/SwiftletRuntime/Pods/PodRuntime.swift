@@ -1,0 +1,116 @@
+import CNI
+import CRI
+import Containerizer
+import Foundation
+import ImageStore
+import Logging
+import Synchronization
+import SwiftletConfig
+
+/// The pods and containers of this node: pod sandboxes (pinned namespaces, CNI, the files
+/// every container of the pod shares) and their containers, launched through the
+/// containerizer over the image store's root filesystems. Everything it knows is recorded
+/// under the state directory and read back at start.
+///
+/// The CRI RuntimeService is a thin translation of it; the node's pod workers will drive it
+/// in-process through that same service.
+public final class PodRuntime: Sendable {
+    let containerizer: Containerizer
+    let images: ImageStore
+    let cni: CNIRunner
+    let cniProbe: CNIConfigProbe
+    let store: RecordStore
+    /// `<state>/pods/<id>`: pinned namespaces, hostname, hosts, resolv.conf, shm.
+    let podsDirectory: String
+    /// `<root>/containers/<id>`: each container's root filesystem (overlay upper and work).
+    let containersDirectory: String
+    let monitorPath: String
+    let events: ContainerEventBus
+    let logger: Logger
+    /// The pod CIDRs UpdateRuntimeConfig set (for CNI configs that ask for `ipRanges`).
+    let podCIDRs: @Sendable () -> [String]
+
+    struct State: Sendable {
+        var sandboxes: [String: SandboxRecord] = [:]
+        var containers: [String: ContainerRecord] = [:]
+        /// Reserved names (sandboxes' and containers') -> id.
+        var names: [String: String] = [:]
+        /// The last CPU sample per container (time, usage), for usage_nano_cores.
+        var cpuSamples: [String: (Int64, UInt64)] = [:]
+    }
+    let state = Mutex(State())
+
+    /// - Parameters:
+    ///   - containerizer: launches and recovers the containers (its state is separate).
+    ///   - images: where images and container root filesystems come from.
+    public init(configuration: SwiftletConfiguration, containerizer: Containerizer, images: ImageStore,
+                events: ContainerEventBus, monitorPath: String = Launcher.defaultMonitorPath(),
+                podCIDRs: @escaping @Sendable () -> [String] = { [] }, logger: Logger) {
+        self.containerizer = containerizer
+        self.images = images
+        self.cni = CNIRunner(binDirs: configuration.cniBinDirs, cacheDir: configuration.state + "/cni")
+        self.cniProbe = CNIConfigProbe(confDir: configuration.cniConfDir, binDirs: configuration.cniBinDirs)
+        self.store = RecordStore(state: configuration.state)
+        self.podsDirectory = configuration.state + "/pods"
+        self.containersDirectory = configuration.root + "/containers"
+        self.monitorPath = monitorPath
+        self.events = events
+        self.podCIDRs = podCIDRs
+        self.logger = logger
+    }
+
+    /// Reads the records back (after the containerizer recovered its containers): sandboxes
+    /// and containers reappear as they were; containers that ended meanwhile are exited.
+    public func recover() {
+        for directory in [podsDirectory, containersDirectory] {
+            try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+        }
+        let sandboxes = store.loadSandboxes()
+        let containers = store.loadContainers()
+        state.withLock { state in
+            for sandbox in sandboxes {
+                state.sandboxes[sandbox.id] = sandbox
+                state.names[sandbox.name] = sandbox.id
+            }
+            for container in containers where state.sandboxes[container.sandboxID] != nil {
+                state.containers[container.id] = container
+                state.names[container.name] = container.id
+            }
+        }
+        logger.info("pods recovered", metadata: ["sandboxes": "\(sandboxes.count)", "containers": "\(containers.count)"])
+    }
+
+    // MARK: Lookups
+
+    func sandbox(_ id: String) throws(CRIError) -> SandboxRecord {
+        guard let sandbox = state.withLock({ $0.sandboxes[id] }) else {
+            throw CRIError.notFound("pod sandbox \"\(id)\" not found")
+        }
+        return sandbox
+    }
+
+    func container(_ id: String) throws(CRIError) -> ContainerRecord {
+        guard let container = state.withLock({ $0.containers[id] }) else {
+            throw CRIError.notFound("container \"\(id)\" not found")
+        }
+        return container
+    }
+
+    /// Reserves `name` for `id`; a name in use by another object is refused, as containerd does.
+    func reserve(name: String, for id: String) throws(CRIError) {
+        let holder = state.withLock { state -> String? in
+            if let holder = state.names[name] { return holder }
+            state.names[name] = id
+            return nil
+        }
+        if let holder {
+            throw CRIError(.alreadyExists, "name \"\(name)\" is reserved for \"\(holder)\"")
+        }
+    }
+
+    func release(name: String, of id: String) {
+        state.withLock { state in
+            if state.names[name] == id { state.names[name] = nil }
+        }
+    }
+}

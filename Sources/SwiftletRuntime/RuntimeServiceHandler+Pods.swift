@@ -1,0 +1,131 @@
+import CRI
+import Containerizer
+import Foundation
+
+/// The pod sandbox, container, exec and stats methods: translations onto ``PodRuntime``.
+extension RuntimeServiceHandler {
+    private func runtime() throws(CRIError) -> PodRuntime {
+        guard let pods else { throw CRIError(.unavailable, "this swiftlet runs without a container runtime") }
+        return pods
+    }
+
+    // MARK: Pod sandboxes
+
+    public func runPodSandbox(_ request: RunPodSandboxRequest, context: CallContext) async throws -> RunPodSandboxResponse {
+        guard let config = request.config else { throw CRIError.invalidArgument("RunPodSandbox needs a config") }
+        let id = try await runtime().runPodSandbox(config, runtimeHandler: request.runtimeHandler)
+        return RunPodSandboxResponse(podSandboxId: id)
+    }
+
+    public func stopPodSandbox(_ request: StopPodSandboxRequest, context: CallContext) async throws -> StopPodSandboxResponse {
+        try await runtime().stopPodSandbox(try Self.required(request.podSandboxId, "pod sandbox id"))
+        return StopPodSandboxResponse()
+    }
+
+    public func removePodSandbox(_ request: RemovePodSandboxRequest, context: CallContext) async throws -> RemovePodSandboxResponse {
+        try await runtime().removePodSandbox(try Self.required(request.podSandboxId, "pod sandbox id"))
+        return RemovePodSandboxResponse()
+    }
+
+    public func podSandboxStatus(_ request: PodSandboxStatusRequest, context: CallContext) async throws -> PodSandboxStatusResponse {
+        let pods = try runtime()
+        let sandbox = try pods.sandbox(try Self.required(request.podSandboxId, "pod sandbox id"))
+        var response = PodSandboxStatusResponse(status: pods.status(of: sandbox))
+        if request.verbose { response.info = pods.verboseInfo(of: sandbox) }
+        if context.apiVersion == .v1 {
+            let containers = pods.state.withLock { $0.containers.values.filter { $0.sandboxID == sandbox.id } }
+            response.containersStatuses = containers.map(pods.status(of:))
+            response.timestamp = nowNanoseconds()
+        }
+        return response
+    }
+
+    public func listPodSandbox(_ request: ListPodSandboxRequest, context: CallContext) async throws -> ListPodSandboxResponse {
+        ListPodSandboxResponse(items: try runtime().listSandboxes(request.filter))
+    }
+
+    // MARK: Containers
+
+    public func createContainer(_ request: CreateContainerRequest, context: CallContext) async throws -> CreateContainerResponse {
+        guard let config = request.config else { throw CRIError.invalidArgument("CreateContainer needs a config") }
+        let id = try await runtime().createContainer(sandboxID: try Self.required(request.podSandboxId, "pod sandbox id"), config: config)
+        return CreateContainerResponse(containerId: id)
+    }
+
+    public func startContainer(_ request: StartContainerRequest, context: CallContext) async throws -> StartContainerResponse {
+        try await runtime().startContainer(try Self.required(request.containerId, "container id"))
+        return StartContainerResponse()
+    }
+
+    public func stopContainer(_ request: StopContainerRequest, context: CallContext) async throws -> StopContainerResponse {
+        try await runtime().stopContainer(try Self.required(request.containerId, "container id"), timeout: request.timeout)
+        return StopContainerResponse()
+    }
+
+    public func removeContainer(_ request: RemoveContainerRequest, context: CallContext) async throws -> RemoveContainerResponse {
+        try await runtime().removeContainer(try Self.required(request.containerId, "container id"))
+        return RemoveContainerResponse()
+    }
+
+    public func listContainers(_ request: ListContainersRequest, context: CallContext) async throws -> ListContainersResponse {
+        ListContainersResponse(containers: try runtime().listContainers(request.filter))
+    }
+
+    public func containerStatus(_ request: ContainerStatusRequest, context: CallContext) async throws -> ContainerStatusResponse {
+        let pods = try runtime()
+        let record = try pods.container(try Self.required(request.containerId, "container id"))
+        var response = ContainerStatusResponse(status: pods.status(of: record))
+        if request.verbose { response.info = pods.verboseInfo(of: record) }
+        return response
+    }
+
+    public func updateContainerResources(_ request: UpdateContainerResourcesRequest, context: CallContext) async throws -> UpdateContainerResourcesResponse {
+        let id = try Self.required(request.containerId, "container id")
+        guard let resources = request.linux else {
+            throw CRIError.invalidArgument("UpdateContainerResources needs linux resources")
+        }
+        try await runtime().updateResources(id, resources)
+        return UpdateContainerResourcesResponse()
+    }
+
+    public func reopenContainerLog(_ request: ReopenContainerLogRequest, context: CallContext) async throws -> ReopenContainerLogResponse {
+        try runtime().reopenLog(try Self.required(request.containerId, "container id"))
+        return ReopenContainerLogResponse()
+    }
+
+    public func execSync(_ request: ExecSyncRequest, context: CallContext) async throws -> ExecSyncResponse {
+        let result = try await runtime().execSync(try Self.required(request.containerId, "container id"), command: request.cmd, timeout: request.timeout)
+        return ExecSyncResponse(stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode)
+    }
+
+    // MARK: Stats
+
+    public func containerStats(_ request: ContainerStatsRequest, context: CallContext) async throws -> ContainerStatsResponse {
+        let pods = try runtime()
+        let record = try pods.container(try Self.required(request.containerId, "container id"))
+        return ContainerStatsResponse(stats: await Offload.run { pods.stats(of: record) })
+    }
+
+    public func listContainerStats(_ request: ListContainerStatsRequest, context: CallContext) async throws -> ListContainerStatsResponse {
+        let pods = try runtime()
+        let filter = request.filter
+        return ListContainerStatsResponse(stats: await Offload.run { pods.listStats(filter) })
+    }
+
+    public func podSandboxStats(_ request: PodSandboxStatsRequest, context: CallContext) async throws -> PodSandboxStatsResponse {
+        let pods = try runtime()
+        let sandbox = try pods.sandbox(try Self.required(request.podSandboxId, "pod sandbox id"))
+        return PodSandboxStatsResponse(stats: await Offload.run { pods.stats(of: sandbox) })
+    }
+
+    public func listPodSandboxStats(_ request: ListPodSandboxStatsRequest, context: CallContext) async throws -> ListPodSandboxStatsResponse {
+        let pods = try runtime()
+        let filter = request.filter
+        return ListPodSandboxStatsResponse(stats: await Offload.run { pods.listSandboxStats(filter) })
+    }
+
+    static func required(_ value: String, _ what: String) throws(CRIError) -> String {
+        guard !value.isEmpty else { throw CRIError.invalidArgument("\(what) is required") }
+        return value
+    }
+}
