@@ -328,15 +328,24 @@ class Runtime:
         if log_directory:
             log_dir = self.logs / f"{namespace}_{name}_{uid}"
             log_dir.mkdir(parents=True, exist_ok=True)
+        security = security or v1.LinuxSandboxSecurityContext()
+        if not security.HasField("namespace_options"):
+            # What the kubelet sends by default (NamespaceMode's zero value is POD, not CONTAINER).
+            security.namespace_options.CopyFrom(self.default_namespaces())
         config = v1.PodSandboxConfig(
             metadata=v1.PodSandboxMetadata(name=name, uid=uid, namespace=namespace, attempt=attempt),
             hostname=hostname or "", log_directory=str(log_dir), labels=labels or {}, annotations=annotations or {},
             port_mappings=list(port_mappings),
             linux=v1.LinuxPodSandboxConfig(cgroup_parent=self.cgroup_parent, sysctls=sysctls or {},
-                                           security_context=security or v1.LinuxSandboxSecurityContext()))
+                                           security_context=security))
         if dns is not None:
             config.dns_config.CopyFrom(dns)
         return config
+
+    def default_namespaces(self):
+        """The kubelet's defaults: the pod's network and IPC namespaces, a PID namespace per container."""
+        v1 = self.cri.v1
+        return v1.NamespaceOption(network=v1.POD, pid=v1.CONTAINER, ipc=v1.POD)
 
     def run_pod(self, config=None, **kwargs):
         """RunPodSandbox; returns (pod id, config). The pod is stopped and removed at cleanup."""
@@ -354,7 +363,10 @@ class Runtime:
         marker = secrets.token_hex(8)
         envs = [v1.KeyValue(key=k, value=v) for k, v in (env or {}).items()]
         envs.append(v1.KeyValue(key=MARKER_ENV, value=marker))
-        linux = v1.LinuxContainerConfig(security_context=security or v1.LinuxContainerSecurityContext())
+        security = security or v1.LinuxContainerSecurityContext()
+        if not security.HasField("namespace_options"):
+            security.namespace_options.CopyFrom(self.default_namespaces())
+        linux = v1.LinuxContainerConfig(security_context=security)
         if resources is not None:
             linux.resources.CopyFrom(resources)
         config = v1.ContainerConfig(
