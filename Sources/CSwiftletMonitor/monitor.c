@@ -31,6 +31,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <net/if.h>
@@ -76,6 +78,19 @@ static int write_atomically(const char *path, const char *text) {
   }
   close(fd);
   return rename(temporary, path);
+}
+
+static int write_all_fd(int fd, const char *data, size_t length) {
+  while (length > 0) {
+    ssize_t written = write(fd, data, length);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    data += written;
+    length -= (size_t)written;
+  }
+  return 0;
 }
 
 /* ---- CRI log writing ------------------------------------------------------------------ */
@@ -163,6 +178,155 @@ static void consume(struct stream *stream, const char *data, size_t length) {
 static void flush_partial(struct stream *stream) {
   if (stream->used > 0) emit(stream, stream->buffer, stream->used, 'F');
   stream->used = 0;
+}
+
+/* ---- attach ----------------------------------------------------------------------------- */
+
+/*
+ * Attach clients connect to an abstract unix socket (root only, checked with SO_PEERCRED).
+ * Frames both ways: one type byte, a 4-byte big-endian length, the data.
+ *   monitor -> client: 1 stdout, 2 stderr (the container's output as it is produced)
+ *   client -> monitor: 0 stdin data (length 0: the client's stdin ended), 4 resize "<w> <h>"
+ * The monitor closes every client when the container has exited and its output is drained.
+ */
+#define MAX_CLIENTS 8
+#define FRAME_MAX 65536
+
+struct client {
+  int fd;
+  unsigned char buffer[5 + FRAME_MAX];
+  size_t used;
+  int sent_stdin;
+};
+
+static struct client clients[MAX_CLIENTS];
+static int stdin_fd = -1;        /* the container's stdin (pipe write end or terminal) */
+static int stdin_is_tty = 0;
+static int stdin_once = 0;
+
+static void drop_client(struct client *client) {
+  if (client->fd < 0) return;
+  close(client->fd);
+  client->fd = -1;
+  client->used = 0;
+  if (client->sent_stdin && stdin_once && stdin_fd >= 0) {
+    if (stdin_is_tty) {
+      char eot = 4;
+      ssize_t ignored = write(stdin_fd, &eot, 1);
+      (void)ignored;
+    } else {
+      close(stdin_fd);
+      stdin_fd = -1;
+    }
+  }
+}
+
+static int open_attach_socket(const char *name) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_un address;
+  memset(&address, 0, sizeof(address));
+  address.sun_family = AF_UNIX;
+  size_t length = strlen(name);
+  memcpy(address.sun_path + 1, name, length); /* abstract: a leading NUL */
+  if (bind(fd, (struct sockaddr *)&address, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length)) != 0 ||
+      listen(fd, MAX_CLIENTS) != 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
+}
+
+static void accept_client(int listener) {
+  int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
+  if (fd < 0) return;
+  struct ucred credentials;
+  socklen_t size = sizeof(credentials);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0 || credentials.uid != 0) {
+    close(fd);
+    return;
+  }
+  for (int i = 0; i < MAX_CLIENTS; i++) {
+    if (clients[i].fd < 0) {
+      clients[i].fd = fd;
+      clients[i].used = 0;
+      clients[i].sent_stdin = 0;
+      return;
+    }
+  }
+  close(fd); /* too many */
+}
+
+/* Sends output to every client; a client that cannot take it at once is dropped, so a slow
+   reader never holds the container. */
+static void broadcast(unsigned char type, const char *data, size_t length) {
+  unsigned char header[5] = {type, (unsigned char)(length >> 24), (unsigned char)(length >> 16),
+                             (unsigned char)(length >> 8), (unsigned char)length};
+  for (int i = 0; i < MAX_CLIENTS; i++) {
+    if (clients[i].fd < 0) continue;
+    struct iovec parts[2] = {{header, 5}, {(void *)data, length}};
+    struct msghdr message = {0};
+    message.msg_iov = parts;
+    message.msg_iovlen = 2;
+    ssize_t sent = sendmsg(clients[i].fd, &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent != (ssize_t)(length + 5)) drop_client(&clients[i]);
+  }
+}
+
+static void read_client(struct client *client, int tty_master) {
+  ssize_t got = read(client->fd, client->buffer + client->used, sizeof(client->buffer) - client->used);
+  if (got <= 0) {
+    if (got < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    drop_client(client);
+    return;
+  }
+  client->used += (size_t)got;
+  while (client->used >= 5) {
+    size_t length = ((size_t)client->buffer[1] << 24) | ((size_t)client->buffer[2] << 16) |
+                    ((size_t)client->buffer[3] << 8) | client->buffer[4];
+    if (length > FRAME_MAX) {
+      drop_client(client);
+      return;
+    }
+    if (client->used < 5 + length) break;
+    unsigned char type = client->buffer[0];
+    const char *data = (const char *)client->buffer + 5;
+    if (type == 0) {
+      client->sent_stdin = 1;
+      if (length == 0) {
+        /* This client's stdin ended: with stdin_once the container's ends too. */
+        if (stdin_once && stdin_fd >= 0) {
+          if (stdin_is_tty) {
+            char eot = 4;
+            ssize_t ignored = write(stdin_fd, &eot, 1);
+            (void)ignored;
+          } else {
+            close(stdin_fd);
+            stdin_fd = -1;
+          }
+        }
+      } else if (stdin_fd >= 0) {
+        if (write_all_fd(stdin_fd, data, length) != 0 && !stdin_is_tty) {
+          close(stdin_fd);
+          stdin_fd = -1;
+        }
+      }
+    } else if (type == 4 && tty_master >= 0) {
+      char text[32];
+      size_t take = length < sizeof(text) - 1 ? length : sizeof(text) - 1;
+      memcpy(text, data, take);
+      text[take] = '\0';
+      unsigned int width = 0, height = 0;
+      if (sscanf(text, "%u %u", &width, &height) == 2) {
+        struct winsize size = {(unsigned short)height, (unsigned short)width, 0, 0};
+        ioctl(tty_master, TIOCSWINSZ, &size);
+      }
+    }
+    memmove(client->buffer, client->buffer + 5 + length, client->used - 5 - length);
+    client->used -= 5 + length;
+  }
 }
 
 /* ---- the monitor ---------------------------------------------------------------------- */
@@ -375,18 +539,6 @@ static int pin_namespaces(const struct spec *spec) {
 
 /* ---- exec in a running container ------------------------------------------------------- */
 
-static int write_all(int fd, const char *data, size_t length) {
-  while (length > 0) {
-    ssize_t written = write(fd, data, length);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return -1;
-    }
-    data += written;
-    length -= (size_t)written;
-  }
-  return 0;
-}
 
 /* Applies "<width> <height>\n" lines read from the resize pipe to the terminal. */
 static void apply_resizes(int resize_fd, int master, char *pending, size_t *used) {
@@ -443,7 +595,7 @@ static int run_exec(const struct spec *spec, int resize_fd) {
         char data[65536];
         ssize_t count = read(tty_master, data, sizeof(data));
         if (count > 0) {
-          if (write_all(1, data, (size_t)count) != 0) kill(pid, SIGHUP);
+          if (write_all_fd(1, data, (size_t)count) != 0) kill(pid, SIGHUP);
         } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
           break; /* EIO: the last writer closed its end */
         }
@@ -452,11 +604,11 @@ static int run_exec(const struct spec *spec, int resize_fd) {
         char data[65536];
         ssize_t count = read(0, data, sizeof(data));
         if (count > 0) {
-          write_all(tty_master, data, (size_t)count);
+          write_all_fd(tty_master, data, (size_t)count);
         } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
           input_open = 0;
           char eot = 4; /* end of input at the terminal: ^D */
-          write_all(tty_master, &eot, 1);
+          write_all_fd(tty_master, &eot, 1);
         }
       }
       if (resize_fd >= 0 && (fds[2].revents & POLLIN)) apply_resizes(resize_fd, tty_master, pending, &pending_used);
@@ -540,8 +692,27 @@ int main(int argc, char **argv) {
   log_path = spec.log_path;
   open_log();
 
-  int out[2] = {-1, -1}, errs[2] = {-1, -1}, tty_master = -1, console[2] = {-1, -1};
+  int out[2] = {-1, -1}, errs[2] = {-1, -1}, in[2] = {-1, -1}, tty_master = -1, console[2] = {-1, -1};
   int child_stdio[3] = {devnull, -1, -1};
+  for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
+  stdin_once = spec.stdin_once;
+  if (spec.stdin_open && !spec.tty) {
+    if (pipe2(in, O_CLOEXEC) != 0) {
+      report_error("stdio", errno, "pipe");
+      return 1;
+    }
+    child_stdio[0] = in[0];
+  }
+  int listener = -1;
+  if (spec.attach_name) {
+    listener = open_attach_socket(spec.attach_name);
+    if (listener < 0) {
+      int saved = errno;
+      snprintf(err, sizeof(err), "attach socket @%s: %s", spec.attach_name, strerror(saved));
+      report_error("attach", saved, err);
+      return 1;
+    }
+  }
   if (spec.tty) {
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, console) != 0) {
       report_error("tty", errno, "socketpair");
@@ -559,7 +730,14 @@ int main(int argc, char **argv) {
   pid_t pid = start_container(&spec, child_stdio, console, &tty_master);
   if (out[1] >= 0) close(out[1]);
   if (errs[1] >= 0) close(errs[1]);
+  if (in[0] >= 0) close(in[0]);
   if (pid < 0) return 1;
+  if (spec.stdin_open) {
+    stdin_fd = spec.tty ? tty_master : in[1];
+    stdin_is_tty = spec.tty;
+  } else if (in[1] >= 0) {
+    close(in[1]);
+  }
   if (spec.pid_path) {
     char text[64];
     snprintf(text, sizeof(text), "%d\n", pid);
@@ -583,7 +761,9 @@ int main(int argc, char **argv) {
   struct timespec exit_time = {0, 0};
   long drain_deadline_ms = -1;
   for (;;) {
-    struct pollfd fds[3] = {{signals, POLLIN, 0}, {streams[0].fd, POLLIN, 0}, {streams[1].fd, POLLIN, 0}};
+    struct pollfd fds[4 + MAX_CLIENTS] = {{signals, POLLIN, 0}, {streams[0].fd, POLLIN, 0}, {streams[1].fd, POLLIN, 0},
+                                          {exited ? -1 : listener, POLLIN, 0}};
+    for (int i = 0; i < MAX_CLIENTS; i++) fds[4 + i] = (struct pollfd){clients[i].fd, POLLIN, 0};
     int open_streams = (streams[0].fd >= 0) + (streams[1].fd >= 0);
     if (exited && open_streams == 0) break;
     int timeout = -1;
@@ -595,8 +775,14 @@ int main(int argc, char **argv) {
       if (now_ms >= drain_deadline_ms) break; /* something the container left holds the pipe */
       timeout = (int)(drain_deadline_ms - now_ms);
     }
-    int ready = poll(fds, 3, timeout);
+    int ready = poll(fds, 4 + MAX_CLIENTS, timeout);
     if (ready < 0 && errno != EINTR) break;
+    if (fds[3].revents & POLLIN) accept_client(listener);
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      if (clients[i].fd >= 0 && fds[4 + i].fd == clients[i].fd && (fds[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) {
+        read_client(&clients[i], spec.tty ? tty_master : -1);
+      }
+    }
     if (fds[0].revents & POLLIN) {
       struct signalfd_siginfo info;
       while (read(signals, &info, sizeof(info)) == sizeof(info)) {
@@ -618,6 +804,7 @@ int main(int argc, char **argv) {
       ssize_t count = read(streams[i].fd, data, sizeof(data));
       if (count > 0) {
         consume(&streams[i], data, (size_t)count);
+        broadcast((unsigned char)(i + 1), data, (size_t)count);
       } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
         /* EOF (or EIO from a pty whose last writer is gone) */
         flush_partial(&streams[i]);
@@ -627,6 +814,11 @@ int main(int argc, char **argv) {
     }
   }
   for (int i = 0; i < 2; i++) flush_partial(&streams[i]);
+  for (int i = 0; i < MAX_CLIENTS; i++) {
+    if (clients[i].fd >= 0) close(clients[i].fd);
+    clients[i].fd = -1;
+  }
+  if (listener >= 0) close(listener);
   if (!exited) {
     /* The loop ended on an error: the exit is still the container's own. */
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

@@ -205,7 +205,13 @@ static int parse_line(char *line, struct spec *spec, char *err, size_t errlen) {
   else if (strcmp(key, "exit") == 0) { NEED(1); spec->exit_path = strdup(fields[1]); }
   else if (strcmp(key, "pid") == 0) { NEED(1); spec->pid_path = strdup(fields[1]); }
   else if (strcmp(key, "dev") == 0) { NEED(1); spec->dev_mode = strdup(fields[1]); }
-  else if (strcmp(key, "mode") == 0) {
+  else if (strcmp(key, "stdin") == 0) { NEED(1); spec->stdin_open = atoi(fields[1]); }
+  else if (strcmp(key, "stdin_once") == 0) { NEED(1); spec->stdin_once = atoi(fields[1]); }
+  else if (strcmp(key, "attach") == 0) {
+    NEED(1);
+    if (strlen(fields[1]) == 0 || strlen(fields[1]) > 100) { fail(err, errlen, "attach socket name must be 1-100 bytes"); return -1; }
+    spec->attach_name = strdup(fields[1]);
+  } else if (strcmp(key, "mode") == 0) {
     NEED(1);
     if (strcmp(fields[1], "container") == 0) spec->mode = MODE_CONTAINER;
     else if (strcmp(fields[1], "exec") == 0) spec->mode = MODE_EXEC;

@@ -39,6 +39,11 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
     /// The container runs no command: its first process holds a pod's shared pid namespace
     /// (PID 1 there, reaping orphans) until it is stopped.
     public var holdsPIDNamespace: Bool? = nil
+    /// The container's stdin stays open for attached clients (the CRI's `stdin`); without
+    /// it the container reads /dev/null.
+    public var stdin: Bool? = nil
+    /// The first attached client's end of input ends the container's (`stdin_once`).
+    public var stdinOnce: Bool? = nil
 
     public init(rootfs: String, args: [String]) {
         self.rootfs = rootfs

@@ -197,6 +197,9 @@ public final class Containerizer: Sendable {
         for directory in cgroup.directories { spec.add("cgroup", directory) }
         try addSecurity(config, to: &spec)
         if config.tty { spec.add("tty", "1") }
+        if config.stdin ?? false { spec.add("stdin", "1") }
+        if config.stdinOnce ?? false { spec.add("stdin_once", "1") }
+        spec.add("attach", attachSocketName(id))
         if let log = config.logPath { spec.add("log", log) }
         spec.add("exit", checkpoint.exitPath)
         spec.add("pid", checkpoint.pidPath)

@@ -1,3 +1,4 @@
+import CSwiftletSyscalls
 import Foundation
 
 #if canImport(Glibc)
@@ -65,6 +66,28 @@ public struct NamespacePins: Sendable {
         var mine = stat(), parent = stat()
         guard stat(path(kind), &mine) == 0, stat(directory, &parent) == 0 else { return false }
         return mine.st_dev != parent.st_dev  // an nsfs file, not the empty placeholder
+    }
+
+    /// A TCP connection to `port` on the loopback of network namespace `netns` (a pinned
+    /// file), or of the agent's own namespace when nil: port-forward's way into a pod.
+    /// Blocking; returns the connected socket.
+    public static func connectLoopback(port: UInt16, netns: String?) throws(ContainerizerError) -> Int32 {
+        let fd = netns.map { swl_socket_in_netns($0, AF_INET, Int32(SOCK_STREAM.rawValue)) }
+            ?? socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ContainerizerError(.invalidArgument, context: "socket in \(netns ?? "the host")", errno: errno) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else {
+            let code = errno
+            close(fd)
+            throw ContainerizerError(.invalidArgument, context: "connect to 127.0.0.1:\(port)", errno: code)
+        }
+        return fd
     }
 
     /// Unpins `kinds` (every kind by default) and removes their files; namespaces no process

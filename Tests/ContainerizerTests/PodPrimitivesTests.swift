@@ -124,4 +124,40 @@ struct PodPrimitivesTests {
         for id in ["second", "first", "pause"] { try test.containerizer.destroy(id: id) }
         for hierarchy in Set(test.containerizer.layout.v1.values) { rmdir("\(hierarchy)/\(parent)") }
     }
+
+    @Test("attach feeds the container's stdin and streams its output; stdin_once ends its input with the client's")
+    func attach() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        var config = test.config("while read line; do echo got:$line; echo err:$line >&2; done; echo bye")
+        config.stdin = true
+        config.stdinOnce = true
+        config.logPath = test.tree.path + "/attach.log"
+        try test.containerizer.launch(id: "reader", config: config)
+        let session = try test.containerizer.attach(id: "reader")
+        var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
+        #expect(pipe(&out) == 0 && pipe(&err) == 0)
+        session.sendStdin(ArraySlice(Array("one\ntwo\n".utf8)))
+        session.sendStdin([])
+        session.pumpOutput(stdout: out[1], stderr: err[1])  // returns when the container exits
+        close(out[1]); close(err[1])
+        let stdout = FileHandle(fileDescriptor: out[0], closeOnDealloc: true).readDataToEndOfFile()
+        let stderr = FileHandle(fileDescriptor: err[0], closeOnDealloc: true).readDataToEndOfFile()
+        #expect(String(decoding: stdout, as: UTF8.self) == "got:one\ngot:two\nbye\n")
+        #expect(String(decoding: stderr, as: UTF8.self) == "err:one\nerr:two\n")
+        let exit = try await test.containerizer.wait(id: "reader")
+        #expect(exit.exitCode == 0)
+        #expect(readFile(config.logPath!).contains("stdout F got:two"))
+    }
+
+    @Test("a container without stdin reads EOF, and attach from another state root cannot reach it")
+    func attachIsolation() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        try test.containerizer.launch(id: "quiet", config: test.config("cat; sleep 30"))
+        let other = try Containerizer(stateRoot: try test.tree.directory("other-state"), cgroupsRoot: test.cgroupsRoot + "-other")
+        #expect(throws: ContainerizerError.self) { _ = try other.attach(id: "quiet") }
+        let session = try test.containerizer.attach(id: "quiet")
+        session.close()
+    }
 }

@@ -15,4 +15,9 @@ int swl_reap_pidfd(int pidfd);
 /* pipe2(2) with O_CLOEXEC; -1 and errno. */
 int swl_pipe_cloexec(int fds[2]);
 
+/* A socket(domain, type | SOCK_CLOEXEC) made in the network namespace at netns_path (a pod's
+   pinned namespace file). A short-lived thread of its own enters the namespace, so no thread
+   of the caller ever changes namespace. Returns the descriptor, or -1 with errno. */
+int swl_socket_in_netns(const char *netns_path, int domain, int type);
+
 #endif

@@ -1,0 +1,111 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A connection to a running container's stdio through its monitor (the CRI's Attach): the
+/// container's output as it is produced, and its stdin when it was created with one.
+///
+/// The monitor's protocol, on an abstract unix socket only root may use: frames of one type
+/// byte, a 4-byte big-endian length and the data. Output: 1 stdout, 2 stderr. Input: 0 stdin
+/// (empty: end of input), 4 a terminal size "<width> <height>".
+public final class AttachSession: Sendable {
+    private let fd: Int32
+
+    init(fd: Int32) { self.fd = fd }
+    deinit { Glibc.close(fd) }
+
+    /// Copies the container's output to `stdout` and `stderr` (nil: discarded) until the
+    /// container exits or ``close()`` is called. Blocking.
+    public func pumpOutput(stdout: Int32?, stderr: Int32?) {
+        var header = [UInt8](repeating: 0, count: 5)
+        var data = [UInt8](repeating: 0, count: 65536)
+        while readFully(&header, count: 5) {
+            let length = Int(header[1]) << 24 | Int(header[2]) << 16 | Int(header[3]) << 8 | Int(header[4])
+            guard length <= data.count, readFully(&data, count: length) else { return }
+            let target = header[0] == 1 ? stdout : header[0] == 2 ? stderr : nil
+            if let target, !Self.writeAll(target, data, count: length) { return }
+        }
+    }
+
+    /// Sends input to the container's stdin; an empty chunk ends this client's input.
+    @discardableResult
+    public func sendStdin(_ bytes: ArraySlice<UInt8>) -> Bool { send(type: 0, bytes) }
+
+    /// Resizes the container's terminal.
+    @discardableResult
+    public func resize(width: UInt16, height: UInt16) -> Bool { send(type: 4, ArraySlice(Array("\(width) \(height)".utf8))) }
+
+    /// Ends the session: ``pumpOutput(stdout:stderr:)`` returns.
+    public func close() { shutdown(fd, Int32(SHUT_RDWR)) }
+
+    private func send(type: UInt8, _ bytes: ArraySlice<UInt8>) -> Bool {
+        let length = bytes.count
+        var frame: [UInt8] = [type, UInt8(truncatingIfNeeded: length >> 24), UInt8(truncatingIfNeeded: length >> 16),
+                              UInt8(truncatingIfNeeded: length >> 8), UInt8(truncatingIfNeeded: length)]
+        frame.append(contentsOf: bytes)
+        return Self.writeAll(fd, frame, count: frame.count, flags: Int32(MSG_NOSIGNAL))
+    }
+
+    private func readFully(_ buffer: inout [UInt8], count: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, count - done) }
+            if got < 0 && errno == EINTR { continue }
+            if got <= 0 { return false }
+            done += got
+        }
+        return true
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], count: Int, flags: Int32 = 0) -> Bool {
+        var done = 0
+        while done < count {
+            let wrote = bytes.withUnsafeBytes { buffer in
+                flags == 0 ? write(fd, buffer.baseAddress! + done, count - done) : Glibc.send(fd, buffer.baseAddress! + done, count - done, flags)
+            }
+            if wrote < 0 && errno == EINTR { continue }
+            if wrote <= 0 { return false }
+            done += wrote
+        }
+        return true
+    }
+}
+
+extension Containerizer {
+    /// The abstract socket name of a container's attach point: unique per state root.
+    func attachSocketName(_ id: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in stateRoot.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "swiftlet-attach/\(String(hash & 0xffff_ffff, radix: 16))/\(id)"
+    }
+
+    /// Attaches to the running container `id`.
+    public func attach(id: String) throws(ContainerizerError) -> AttachSession {
+        guard let info = info(id: id) else { throw ContainerizerError(.notFound, context: id) }
+        guard info.state == .running else {
+            throw ContainerizerError(.invalidArgument, context: "container \(id)", detail: "is not running")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ContainerizerError(.invalidArgument, context: "attach to \(id)", errno: errno) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let name = Array(attachSocketName(id).utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            path[0] = 0  // abstract
+            for (index, byte) in name.enumerated() { path[index + 1] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + name.count)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
+        }
+        guard connected == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw ContainerizerError(.invalidArgument, context: "attach to \(id)", errno: code,
+                                     detail: "its monitor does not accept attach connections (started by an older swiftlet?)")
+        }
+        return AttachSession(fd: fd)
+    }
+}
