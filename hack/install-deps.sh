@@ -6,6 +6,7 @@
 #   images: libssl-dev (SHA-256), zlib1g-dev (gzip), libcurl4-openssl-dev (registry client);
 #           in tests attr (xattrs), docker-registry (a real registry), apache2-utils (htpasswd)
 #   networks: containernetworking-plugins (bridge, host-local, …), iproute2 (test namespaces)
+#   differential tests: containerd and runc (the CRI peer the pod tests also run against)
 #   tests:  busybox-static (the test containers' root filesystem), a Python venv (.venv) with
 #           grpcio, grpcio-tools and pytest
 # Swift itself (6.x) is expected at /opt/swift or on PATH.
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 packages=(libgrpc-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler pkg-config python3-venv
           libseccomp-dev busybox-static libssl-dev zlib1g-dev attr libcurl4-openssl-dev
-          docker-registry apache2-utils containernetworking-plugins iproute2)
+          docker-registry apache2-utils containernetworking-plugins iproute2 containerd runc)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
