@@ -124,6 +124,15 @@ extension RuntimeServiceHandler {
         return ListPodSandboxStatsResponse(stats: await Offload.run { pods.listSandboxStats(filter) })
     }
 
+    public func listMetricDescriptors(_ request: ListMetricDescriptorsRequest, context: CallContext) async throws -> ListMetricDescriptorsResponse {
+        ListMetricDescriptorsResponse(descriptors: try runtime().listMetricDescriptors())
+    }
+
+    public func listPodSandboxMetrics(_ request: ListPodSandboxMetricsRequest, context: CallContext) async throws -> ListPodSandboxMetricsResponse {
+        let pods = try runtime()
+        return ListPodSandboxMetricsResponse(podMetrics: await Offload.run { pods.listPodSandboxMetrics() })
+    }
+
     static func required(_ value: String, _ what: String) throws(CRIError) -> String {
         guard !value.isEmpty else { throw CRIError.invalidArgument("\(what) is required") }
         return value

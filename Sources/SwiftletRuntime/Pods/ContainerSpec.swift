@@ -32,6 +32,8 @@ struct ContainerSpec {
         let security = config.linux?.securityContext ?? LinuxContainerSecurityContext()
         launch.user = try user(security, imageUser: imageConfig?.User ?? "")
         launch.tty = config.tty
+        if config.stdin { launch.stdin = true }
+        if config.stdinOnce { launch.stdinOnce = true }
         launch.labels = config.labels
         launch.cgroupParent = sandbox.cgroupParent
         if !sandbox.config.logDirectory.isEmpty && !config.logPath.isEmpty {
