@@ -133,7 +133,10 @@ let package = Package(
         .target(name: "SwiftletTestSupport", path: "Tests/SwiftletTestSupport"),
         .testTarget(name: "ContainerizerTests", dependencies: ["Containerizer", "SwiftletTestSupport"]),
         .testTarget(name: "ImageStoreTests", dependencies: ["ImageStore", "SwiftletTestSupport"]),
-        .testTarget(name: "StreamingServerTests", dependencies: ["StreamingServer", "CSwiftletStreaming", "SwiftletTestSupport"]),
+        .testTarget(
+            name: "StreamingServerTests",
+            dependencies: ["StreamingServer", "CSwiftletStreaming", "SwiftletTestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",
