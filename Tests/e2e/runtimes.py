@@ -439,7 +439,9 @@ class Runtime:
         return self.exec(container_id, ["sh", "-c", script], timeout=timeout, check=True)[0].strip()
 
     def stop_container(self, container_id, timeout=0):
-        self.rs.StopContainer(self.cri.v1.StopContainerRequest(container_id=container_id, timeout=timeout))
+        """StopContainer; the call must end within the stop timeout plus 30 s of slack."""
+        self.rs.StopContainer(self.cri.v1.StopContainerRequest(container_id=container_id, timeout=timeout),
+                              timeout=timeout + 30)
 
     def remove_container(self, container_id):
         self.rs.RemoveContainer(self.cri.v1.RemoveContainerRequest(container_id=container_id))

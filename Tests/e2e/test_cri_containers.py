@@ -327,9 +327,19 @@ def test_resources_are_the_container_cgroup_limits(runtime, cri, pod):
     assert memory == 64 << 20
     assert (quota, period) == (20000, 100000)
     assert shares in (256, 255, 257)  # v2's weight conversion rounds
-    # The container sees its own limit too.
-    inside = runtime.sh(container, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
-    assert inside == str(64 << 20)
+
+
+def test_container_sees_its_own_cgroup_limits(runtime, cri, pod):
+    """/sys/fs/cgroup inside shows the container's own cgroup (what JVMs and Go's automaxprocs read)."""
+    pod_id, config = pod
+    resources = cri.v1.LinuxContainerResources(memory_limit_in_bytes=64 << 20, cpu_period=100000, cpu_quota=20000)
+    container = runtime.sleeper(pod_id, config, resources=resources)
+    memory = runtime.sh(container, "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max")
+    assert memory == str(64 << 20)
+    cpu = runtime.sh(container, "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null || cat /sys/fs/cgroup/cpu.max")
+    assert cpu.split()[0] == "20000"
+    out, err, code = runtime.exec(container, ["sh", "-c", "echo 1 > /sys/fs/cgroup/memory/memory.limit_in_bytes"])
+    assert code != 0, "the container cannot raise its own limit"
 
 
 def test_update_container_resources_changes_the_cgroup(runtime, cri, pod):
