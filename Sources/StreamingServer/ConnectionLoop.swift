@@ -46,6 +46,8 @@ final class ConnectionLoop {
     private enum Phase { case open, draining, lingering, closed }
     private var phase = Phase.open
     private var writeShut = false
+    /// The client closed its side: the socket is no longer polled for input.
+    private var readClosed = false
     /// When the current phase times out (request head, stream creation, linger).
     private var deadline: ContinuousClock.Instant?
     private var onDeadline: (() -> Void)?
@@ -108,6 +110,7 @@ final class ConnectionLoop {
             if phase == .draining && output.isEmpty && !writeShut {
                 _ = shutdown(socket.raw, Int32(SHUT_WR))
                 writeShut = true
+                if readClosed { break }
                 phase = .lingering
                 setDeadline(.now + context.lingerTimeout) { [unowned self] in self.abort() }
             }
@@ -117,7 +120,7 @@ final class ConnectionLoop {
             var fds: [pollfd] = []
             var socketEvents: Int16 = 0
             let paused = (handler?.wantsInputPaused ?? false) && phase == .open
-            if !paused { socketEvents |= Int16(POLLIN) }
+            if !paused && !readClosed { socketEvents |= Int16(POLLIN) }
             if !output.isEmpty { socketEvents |= Int16(POLLOUT) }
             fds.append(pollfd(fd: socket.raw, events: socketEvents, revents: 0))
             fds.append(pollfd(fd: mailbox.wakeFD.raw, events: Int16(POLLIN), revents: 0))
@@ -181,8 +184,18 @@ final class ConnectionLoop {
             case .wouldBlock:
                 return
             case .endOfFile:
-                if phase == .open { logger.debug("client closed the connection") }
-                abort()
+                // The client sends nothing more: what is queued still goes out (an error
+                // response, say), then the connection closes.
+                switch phase {
+                case .open:
+                    logger.debug("client closed the connection")
+                    finishAfterFlush()
+                case .draining:
+                    break
+                case .lingering, .closed:
+                    abort()
+                }
+                readClosed = true
                 return
             case .failed(let code):
                 logger.debug("connection read failed", metadata: ["errno": "\(code)"])

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import StreamingServer
 
@@ -121,6 +122,14 @@ import Testing
                 return try connection.readResponse().status
             }
             #expect(huge == 431)
+            // A client that half-closes after its request still gets the answer.
+            let halfClosed = try await blocking { () -> Int in
+                let connection = try TestConnection(url: base + "/exec/unknown")
+                try connection.send("GET /exec/unknown HTTP/1.1\r\nHost: x\r\n\r\n")
+                shutdown(connection.fd, Int32(SHUT_WR))
+                return try connection.readResponse().status
+            }
+            #expect(halfClosed == 404)
             // A truncated head, then the client leaves.
             try await blocking {
                 let connection = try TestConnection(url: base + "/")
