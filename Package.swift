@@ -111,14 +111,14 @@ let package = Package(
         .target(
             name: "SwiftletRuntime",
             dependencies: [
-                "CRI", "CRIProtobufC", "Containerizer", "ImageStore", "RegistryClient", "CNI", "SwiftletConfig",
+                "CRI", "CRIProtobufC", "Containerizer", "ImageStore", "RegistryClient", "CNI", "StreamingServer", "SwiftletConfig",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "swiftlet",
             dependencies: [
-                "CRIServer", "SwiftletRuntime", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore", "RegistryClient", "CNI",
+                "CRIServer", "SwiftletRuntime", "StreamingServer", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore", "RegistryClient", "CNI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

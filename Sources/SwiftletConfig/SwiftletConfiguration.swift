@@ -29,6 +29,11 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     /// Per-registry settings in containerd's layout, `<dir>/<host>/hosts.toml`
     /// (`--registry-config-path`; point it at /etc/containerd/certs.d to share containerd's).
     public var registryConfigPath: String = "/etc/swiftlet/certs.d"
+    /// Where the streaming server (Exec, Attach, PortForward URLs) listens, as containerd's
+    /// `stream_server_address` (`--stream-server-address`).
+    public var streamServerAddress: String = "127.0.0.1"
+    /// Its TCP port; 0 picks a free one (`--stream-server-port`).
+    public var streamServerPort: Int = 0
 
     /// The built-in defaults.
     public init() {}
@@ -52,6 +57,9 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         if cgroupsRoot.isEmpty || cgroupsRoot.hasPrefix("/") || cgroupsRoot.split(separator: "/").contains("..") {
             throw ConfigError(.invalidValue, key: "cgroupsRoot", detail: "\"\(cgroupsRoot)\" must be a relative cgroup path without ..")
         }
+        if !(0...65535).contains(streamServerPort) {
+            throw ConfigError(.invalidValue, key: "streamServerPort", detail: "\(streamServerPort) is not a TCP port (0 picks a free one)")
+        }
         if criSocket.utf8.count >= 108 {
             throw ConfigError(.invalidValue, key: "criSocket", detail: "a unix socket path must be shorter than 108 bytes")
         }
@@ -61,6 +69,7 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     public static let keys: Set<String> = [
         "criSocket", "root", "state", "logLevel", "logFormat", "cgroupDriver", "cniConfDir",
         "cniBinDirs", "shutdownGracePeriod", "isolation", "cgroupsRoot", "registryConfigPath",
+        "streamServerAddress", "streamServerPort",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -79,6 +88,8 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         isolation = try container.decodeIfPresent([String].self, forKey: .isolation) ?? defaults.isolation
         cgroupsRoot = try container.decodeIfPresent(String.self, forKey: .cgroupsRoot) ?? defaults.cgroupsRoot
         registryConfigPath = try container.decodeIfPresent(String.self, forKey: .registryConfigPath) ?? defaults.registryConfigPath
+        streamServerAddress = try container.decodeIfPresent(String.self, forKey: .streamServerAddress) ?? defaults.streamServerAddress
+        streamServerPort = try container.decodeIfPresent(Int.self, forKey: .streamServerPort) ?? defaults.streamServerPort
     }
 }
 

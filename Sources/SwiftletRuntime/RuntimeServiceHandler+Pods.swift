@@ -1,6 +1,7 @@
 import CRI
 import Containerizer
 import Foundation
+import StreamingServer
 
 /// The pod sandbox, container, exec and stats methods: translations onto ``PodRuntime``.
 extension RuntimeServiceHandler {
@@ -96,6 +97,59 @@ extension RuntimeServiceHandler {
     public func execSync(_ request: ExecSyncRequest, context: CallContext) async throws -> ExecSyncResponse {
         let result = try await runtime().execSync(try Self.required(request.containerId, "container id"), command: request.cmd, timeout: request.timeout)
         return ExecSyncResponse(stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode)
+    }
+
+    // MARK: Streaming
+
+    private func streamingServer() throws(CRIError) -> StreamingServer {
+        guard let streaming else { throw CRIError(.unavailable, "this swiftlet runs without a streaming server") }
+        return streaming
+    }
+
+    /// Checks the container exists and runs before a URL is handed out (containerd does too).
+    private func runningContainer(_ id: String) throws(CRIError) -> ContainerRecord {
+        let pods = try runtime()
+        let record = try pods.container(try Self.required(id, "container id"))
+        guard pods.containerState(record) == .containerRunning else {
+            throw CRIError(.failedPrecondition, "container \(id) is not running")
+        }
+        return record
+    }
+
+    private static func validateStreams(tty: Bool, stdin: Bool, stdout: Bool, stderr: Bool) throws(CRIError) {
+        do {
+            try StreamingServer.validate(tty: tty, stdin: stdin, stdout: stdout, stderr: stderr)
+        } catch {
+            throw CRIError.invalidArgument(error.message)
+        }
+    }
+
+    public func exec(_ request: ExecRequest, context: CallContext) async throws -> ExecResponse {
+        _ = try runningContainer(request.containerId)
+        guard !request.cmd.isEmpty else { throw CRIError.invalidArgument("exec needs a command") }
+        try Self.validateStreams(tty: request.tty, stdin: request.stdin, stdout: request.stdout, stderr: request.stderr)
+        return ExecResponse(url: try streamingServer().execURL(containerID: request.containerId, command: request.cmd, tty: request.tty,
+                                                               stdin: request.stdin, stdout: request.stdout, stderr: request.stderr))
+    }
+
+    public func attach(_ request: AttachRequest, context: CallContext) async throws -> AttachResponse {
+        let record = try runningContainer(request.containerId)
+        try Self.validateStreams(tty: request.tty, stdin: request.stdin, stdout: request.stdout, stderr: request.stderr)
+        if request.stdin && !(record.launch.stdin ?? false) {
+            throw CRIError.invalidArgument("container \(request.containerId) was not created with stdin")
+        }
+        return AttachResponse(url: try streamingServer().attachURL(containerID: request.containerId, tty: record.launch.tty,
+                                                                   stdin: request.stdin, stdout: request.stdout, stderr: request.stderr))
+    }
+
+    public func portForward(_ request: PortForwardRequest, context: CallContext) async throws -> PortForwardResponse {
+        let pods = try runtime()
+        let sandbox = try pods.sandbox(try Self.required(request.podSandboxId, "pod sandbox id"))
+        guard sandbox.state == .ready else { throw CRIError(.failedPrecondition, "pod sandbox \(sandbox.id) is not ready") }
+        for port in request.port where !(1...65535).contains(port) {
+            throw CRIError.invalidArgument("port \(port) is out of range")
+        }
+        return PortForwardResponse(url: try streamingServer().portForwardURL(podSandboxID: sandbox.id, port: request.port.first))
     }
 
     // MARK: Stats

@@ -2,6 +2,7 @@ import CRI
 import Containerizer
 import Foundation
 import Logging
+import StreamingServer
 import Synchronization
 import SwiftletConfig
 
@@ -20,13 +21,16 @@ public final class RuntimeServiceHandler: RuntimeService {
     public let events: ContainerEventBus
     /// The pods and containers; nil serves the CRI without them (they answer UNAVAILABLE).
     public let pods: PodRuntime?
+    /// Serves the URLs Exec, Attach and PortForward return.
+    public let streaming: StreamingServer?
 
     /// Creates the service for `configuration`; `readiness` decides the Status conditions.
     public init(configuration: SwiftletConfiguration, readiness: ReadinessProbe, pods: PodRuntime? = nil,
-                events: ContainerEventBus = ContainerEventBus(), logger: Logger) {
+                streaming: StreamingServer? = nil, events: ContainerEventBus = ContainerEventBus(), logger: Logger) {
         self.configuration = configuration
         self.readiness = readiness
         self.pods = pods
+        self.streaming = streaming
         self.events = events
         self.logger = logger
     }

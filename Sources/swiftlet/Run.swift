@@ -8,6 +8,7 @@ import RegistryClient
 import Logging
 import SwiftletConfig
 import SwiftletLogging
+import StreamingServer
 import SwiftletRuntime
 import Synchronization
 
@@ -65,7 +66,11 @@ struct Run: AsyncParsableCommand {
         logger.info("containers recovered", metadata: [
             "running": "\(recovered.running.count)", "exited": "\(recovered.exited.count)", "removed": "\(recovered.removed.count)",
         ])
-        let runtime = RuntimeServiceHandler(configuration: configuration, readiness: readiness, pods: pods, events: events, logger: logger)
+        let streaming = StreamingServer(runtime: PodStreaming(pods: pods), address: configuration.streamServerAddress,
+                                        port: configuration.streamServerPort, logger: Logger(label: "streaming"))
+        try streaming.start()
+        let runtime = RuntimeServiceHandler(configuration: configuration, readiness: readiness, pods: pods, streaming: streaming,
+                                            events: events, logger: logger)
         podCIDRs.handler = runtime
         let server = try CRIServer(
             socketPath: configuration.criSocket, runtime: runtime,
@@ -80,11 +85,18 @@ struct Run: AsyncParsableCommand {
             "cniBinDirs": "\(configuration.cniBinDirs.joined(separator: ":"))", "logLevel": "\(configuration.logLevel.rawValue)",
             "shutdownGracePeriod": "\(configuration.shutdownGracePeriod)",
         ])
+        logger.info("streaming server listening", metadata: ["address": "\(streaming.baseURL)"])
         let signals = ShutdownSignals(logger: logger, watchdog: configuration.shutdownGracePeriod.duration + .seconds(10)) {
             server.shutdown()
         }
         defer { signals.cancel() }
-        try await server.run()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await streaming.run() }
+            try await server.run()
+            // The CRI server stopped: end the streaming sessions too.
+            streaming.shutdown()
+            try await group.waitForAll()
+        }
     }
 }
 
@@ -143,6 +155,12 @@ struct ConfigFlags: ParsableArguments {
     @Option(name: .customLong("cgroups-root"), help: "The cgroup, under each hierarchy, for containers of pods without a cgroup parent. Default: swiftlet.")
     var cgroupsRoot: String?
 
+    @Option(name: .customLong("stream-server-address"), help: "The streaming server's address (Exec, Attach, PortForward). Default: 127.0.0.1.")
+    var streamServerAddress: String?
+
+    @Option(name: .customLong("stream-server-port"), help: "The streaming server's TCP port; 0 picks a free one. Default: 0.")
+    var streamServerPort: Int?
+
     @Option(name: .customLong("shutdown-grace-period"), help: "How long CRI calls in flight may run after SIGTERM (Go duration). Default: 10s.")
     var shutdownGracePeriod: String?
 
@@ -164,6 +182,8 @@ struct ConfigFlags: ParsableArguments {
         if !cniBinDirs.isEmpty { configuration.cniBinDirs = cniBinDirs }
         if let registryConfigPath { configuration.registryConfigPath = registryConfigPath }
         if let cgroupsRoot { configuration.cgroupsRoot = cgroupsRoot }
+        if let streamServerAddress { configuration.streamServerAddress = streamServerAddress }
+        if let streamServerPort { configuration.streamServerPort = streamServerPort }
         if let shutdownGracePeriod {
             guard let duration = GoDuration(parsing: shutdownGracePeriod) else {
                 throw ValidationError("--shutdown-grace-period: \"\(shutdownGracePeriod)\" is not a duration such as 10s or 500ms")
