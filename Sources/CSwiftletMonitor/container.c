@@ -177,6 +177,37 @@ static int is_directory_source(const char *source) {
   return S_ISDIR(info.st_mode);
 }
 
+/* /sys/fs/cgroup as runc makes it without a cgroup namespace: the container's own cgroup
+   directories, bound at their hierarchies' names (read-only unless privileged). v2: the one
+   directory is /sys/fs/cgroup. */
+static void mount_cgroupfs(int root, const struct spec *spec) {
+  if (spec->ncgroupfs == 0) return;
+  unsigned long readonly = spec->cgroupfs_writable ? 0 : 1;
+  if (spec->ncgroupfs == 1 && strcmp(spec->cgroupfs[0].name, ".") == 0) {
+    mount_in_root(root, spec->cgroupfs[0].source, "/sys/fs/cgroup", NULL, MS_BIND | MS_REC, NULL, 1);
+    if (readonly) make_readonly(root, "/sys/fs/cgroup", 1);
+    return;
+  }
+  mount_in_root(root, "tmpfs", "/sys/fs/cgroup", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755", 1);
+  int directory = openat2_in_root(root, "/sys/fs/cgroup", O_PATH | O_DIRECTORY, 0);
+  if (directory < 0) die("cgroupfs", errno, "open /sys/fs/cgroup: %s", strerror(errno));
+  for (size_t i = 0; i < spec->ncgroupfs; i++) {
+    const struct spec_cgroupfs *entry = &spec->cgroupfs[i];
+    if (entry->link_to) {
+      if (symlinkat(entry->link_to, directory, entry->name) != 0 && errno != EEXIST) {
+        die("cgroupfs", errno, "symlink /sys/fs/cgroup/%s: %s", entry->name, strerror(errno));
+      }
+      continue;
+    }
+    char target[512];
+    snprintf(target, sizeof(target), "/sys/fs/cgroup/%s", entry->name);
+    mount_in_root(root, entry->source, target, NULL, MS_BIND | MS_REC, NULL, 1);
+    if (readonly) make_readonly(root, target, 1);
+  }
+  close(directory);
+  if (readonly) make_readonly(root, "/sys/fs/cgroup", 0);
+}
+
 /* The rootfs: the standard mounts, the binds, then pivot_root into it. */
 static void prepare_rootfs(const struct spec *spec) {
   /* Nothing done here may propagate back to the host. */
@@ -210,7 +241,9 @@ static void prepare_rootfs(const struct spec *spec) {
   }
   mount_in_root(root, "shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k", 1);
   mount_in_root(root, "mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 1);
-  mount_in_root(root, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL, 1);
+  /* Privileged containers (the host's /dev) get a writable /sys, as runc gives them. */
+  mount_in_root(root, "sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | (host_dev ? 0 : MS_RDONLY), NULL, 1);
+  mount_cgroupfs(root, spec);
 
   for (size_t i = 0; i < spec->nbinds; i++) {
     const struct spec_bind *bind = &spec->binds[i];

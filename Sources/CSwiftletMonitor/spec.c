@@ -205,6 +205,17 @@ static int parse_line(char *line, struct spec *spec, char *err, size_t errlen) {
   else if (strcmp(key, "exit") == 0) { NEED(1); spec->exit_path = strdup(fields[1]); }
   else if (strcmp(key, "pid") == 0) { NEED(1); spec->pid_path = strdup(fields[1]); }
   else if (strcmp(key, "dev") == 0) { NEED(1); spec->dev_mode = strdup(fields[1]); }
+  else if (strcmp(key, "cgroupfs") == 0) {
+    NEED(2);
+    if (strchr(fields[2], '/') != NULL || strcmp(fields[2], "..") == 0) { fail(err, errlen, "cgroupfs name %s is not a plain name", fields[2]); return -1; }
+    struct spec_cgroupfs entry = {strdup(fields[1]), strdup(fields[2]), NULL};
+    APPEND(spec->cgroupfs, spec->ncgroupfs, entry);
+  } else if (strcmp(key, "cgroupfs_link") == 0) {
+    NEED(2);
+    if (strchr(fields[1], '/') != NULL || strchr(fields[2], '/') != NULL) { fail(err, errlen, "cgroupfs_link names must be plain"); return -1; }
+    struct spec_cgroupfs entry = {NULL, strdup(fields[1]), strdup(fields[2])};
+    APPEND(spec->cgroupfs, spec->ncgroupfs, entry);
+  } else if (strcmp(key, "cgroupfs_writable") == 0) { NEED(1); spec->cgroupfs_writable = atoi(fields[1]); }
   else if (strcmp(key, "stdin") == 0) { NEED(1); spec->stdin_open = atoi(fields[1]); }
   else if (strcmp(key, "stdin_once") == 0) { NEED(1); spec->stdin_once = atoi(fields[1]); }
   else if (strcmp(key, "attach") == 0) {

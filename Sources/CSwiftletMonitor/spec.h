@@ -19,6 +19,12 @@ struct spec_bind {
   unsigned long propagation; /* MS_PRIVATE, MS_SLAVE or MS_SHARED (with MS_REC) */
 };
 
+struct spec_cgroupfs {
+  char *source;   /* the container's cgroup directory on the host */
+  char *name;     /* under /sys/fs/cgroup: a hierarchy ("cpu,cpuacct"), an alias link, or "." for v2 */
+  char *link_to;  /* non-NULL: name is a symlink to this hierarchy */
+};
+
 struct spec_rlimit {
   int resource;
   struct rlimit limit;
@@ -106,6 +112,9 @@ struct spec {
   char *log_path;      /* CRI log file; NULL: discard output */
   char *exit_path;     /* where the exit status is written */
   char *pid_path;      /* where the container's pid is written */
+  struct spec_cgroupfs *cgroupfs;
+  size_t ncgroupfs;
+  int cgroupfs_writable;
   char *dev_mode;      /* "tmpfs" (default) or "host" (bind the host's /dev, privileged) */
 };
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Linux capabilities by name, as a set.
 public struct Capabilities: Sendable, Equatable, Codable {
     /// Bit mask of capability numbers.
@@ -43,6 +45,19 @@ public struct Capabilities: Sendable, Equatable, Codable {
     }
 
     public static let all = Capabilities(mask: (1 << UInt64(names.count)) - 1)
+
+    /// The capabilities this process may grant: its bounding set (`CapBnd` in
+    /// /proc/self/status). A host can lack some (these machines have no CAP_SYS_RESOURCE);
+    /// containerd's privileged containers get "all current capabilities" for that reason.
+    public static let grantable: Capabilities = {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        for line in status.split(separator: "\n") where line.hasPrefix("CapBnd:") {
+            if let mask = UInt64(line.dropFirst("CapBnd:".count).trimmingCharacters(in: .whitespaces), radix: 16) {
+                return Capabilities(mask: mask & all.mask)
+            }
+        }
+        return all
+    }()
 
     /// containerd's default set for CRI containers.
     public static let criDefault = try! Capabilities(names: [

@@ -195,6 +195,7 @@ public final class Containerizer: Sendable {
             }
         }
         for directory in cgroup.directories { spec.add("cgroup", directory) }
+        addCgroupFilesystem(cgroup, privileged: config.privileged, to: &spec)
         try addSecurity(config, to: &spec)
         if config.tty { spec.add("tty", "1") }
         if config.stdin ?? false { spec.add("stdin", "1") }
@@ -206,10 +207,33 @@ public final class Containerizer: Sendable {
         return spec
     }
 
+    /// The container's own cgroups at /sys/fs/cgroup, as runc shows them: on v1 one directory
+    /// per hierarchy (named as the host mounts it, "cpu,cpuacct", with links for each
+    /// controller); on v2 the container's directory is the root.
+    func addCgroupFilesystem(_ cgroup: any ContainerCgroup, privileged: Bool, to spec: inout LaunchSpec) {
+        if privileged { spec.add("cgroupfs_writable", "1") }
+        if let v2 = cgroup as? CgroupV2 {
+            spec.add("cgroupfs", v2.path, ".")
+            return
+        }
+        guard let v1 = cgroup as? CgroupV1 else { return }
+        var hierarchies: [String: String] = [:]  // name -> directory
+        var links: [String: String] = [:]
+        for (controller, directory) in v1.paths {
+            guard let mount = v1.mounts[controller] else { continue }
+            let name = String(mount.split(separator: "/").last ?? Substring(controller))
+            hierarchies[name] = directory
+            if name != controller { links[controller] = name }
+        }
+        for (name, directory) in hierarchies.sorted(by: { $0.key < $1.key }) { spec.add("cgroupfs", directory, name) }
+        for (alias, name) in links.sorted(by: { $0.key < $1.key }) where hierarchies[alias] == nil { spec.add("cgroupfs_link", alias, name) }
+    }
+
     /// Capabilities, no_new_privs, seccomp, oom_score_adj and rlimits: what a container's
     /// processes (its first, and every exec) run with.
     func addSecurity(_ config: ContainerConfig, to spec: inout LaunchSpec) throws(ContainerizerError) {
-        var capabilities = config.privileged ? Capabilities.all : config.capabilities
+        // Nothing beyond what this process holds can be granted (capset would fail).
+        var capabilities = Capabilities(mask: (config.privileged ? Capabilities.all : config.capabilities).mask & Capabilities.grantable.mask)
         if cgroupVersion == .v2 && !config.privileged {
             // No device controller on v2 yet (it needs a BPF program): a container that could
             // mknod could open host block devices, so it cannot mknod. Fail closed.
@@ -366,6 +390,12 @@ public final class Containerizer: Sendable {
         guard let info = self.info(id: id) else { throw ContainerizerError(.notFound, context: id) }
         guard info.state == .running else {
             throw ContainerizerError(.invalidArgument, context: "container \(id)", detail: "is not running")
+        }
+        // The new file exists when this returns (the kubelet's log rotation checks); the
+        // monitor then reopens it by path.
+        if let path = info.logPath {
+            let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o640)
+            if fd >= 0 { close(fd) }
         }
         guard processStartTime(info.monitorPid) == info.monitorStartTime, Glibc.kill(info.monitorPid, SIGUSR1) == 0 else {
             throw ContainerizerError(.invalidArgument, context: "container \(id)", errno: errno, detail: "its monitor is gone")

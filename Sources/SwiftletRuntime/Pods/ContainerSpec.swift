@@ -31,6 +31,11 @@ struct ContainerSpec {
         launch.workingDirectory = config.workingDir.isEmpty ? (imageConfig?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/") : config.workingDir
         let security = config.linux?.securityContext ?? LinuxContainerSecurityContext()
         launch.user = try user(security, imageUser: imageConfig?.User ?? "")
+        if !launch.env.contains(where: { $0.hasPrefix("HOME=") }) {
+            // As runc: HOME from the user's entry in the image's /etc/passwd, else /.
+            let entry = Self.database(rootfs, "/etc/passwd").first { $0.count > 5 && $0[2] == String(launch.user.uid) }
+            launch.env.append("HOME=" + (entry.map { $0[5].isEmpty ? "/" : $0[5] } ?? "/"))
+        }
         launch.tty = config.tty
         if config.stdin { launch.stdin = true }
         if config.stdinOnce { launch.stdinOnce = true }

@@ -100,24 +100,24 @@ extension PodRuntime {
         guard let info = containerizer.info(id: id), info.state == .running else { return }
         let containerizer = self.containerizer
         if timeout > 0 {
-            let signal = stopSignal(record)
-            try? containerizer.kill(id: id, signal: signal)
-            let exited = await withTaskGroup(of: Bool.self) { group in
-                group.addTask { (try? await containerizer.wait(id: id)) != nil }
+            try? containerizer.kill(id: id, signal: stopSignal(record))
+            // Whichever comes first: the exit, or the timeout and then SIGKILL (whose exit the
+            // waiter then sees).
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { _ = try? await containerizer.wait(id: id) }
                 group.addTask {
                     try? await Task.sleep(for: .seconds(timeout))
-                    return false
+                    if !Task.isCancelled { try? containerizer.kill(id: id, signal: SIGKILL) }
                 }
-                let first = await group.next() ?? false
+                await group.next()
                 group.cancelAll()
-                return first
             }
-            if exited { return }
-        }
-        do {
-            try containerizer.kill(id: id, signal: SIGKILL)
-        } catch {
-            throw CRIError(.internal, "failed to kill container \(id): \(error)")
+        } else {
+            do {
+                try containerizer.kill(id: id, signal: SIGKILL)
+            } catch {
+                throw CRIError(.internal, "failed to kill container \(id): \(error)")
+            }
         }
         _ = try? await containerizer.wait(id: id)
         logger.info("container stopped", metadata: ["container": "\(record.name)", "id": "\(id)"])

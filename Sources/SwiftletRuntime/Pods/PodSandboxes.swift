@@ -172,9 +172,8 @@ extension PodRuntime {
     private func attachNetwork(_ sandbox: inout SandboxRecord) async throws(CRIError) {
         guard !sandbox.hostNetwork else { return }
         guard let network = cniProbe.scan().podNetwork else {
-            // No CNI config: the pod has loopback only (standalone nodes, static pods).
-            logger.debug("no CNI network configured; the pod gets loopback only", metadata: ["id": "\(sandbox.id)"])
-            return
+            // As containerd: a pod network needs a CNI config (host-network pods do not).
+            throw CRIError(.failedPrecondition, "failed to set up network for sandbox: cni config uninitialized: no usable network config in \(cniProbe.confDir) (plugins from \(cniProbe.binDirs.joined(separator: ":")))")
         }
         let config: CNINetworkConfig
         do {
