@@ -269,13 +269,14 @@ public final class ImageStore: Sendable {
         return true
     }
 
-    /// Deletes blobs no image refers to and snapshots no image's chain uses, and leftovers of
-    /// interrupted writes and unpacks.
+    /// Deletes blobs no image refers to and snapshots neither an image's chain nor a
+    /// container's root filesystem (its lease) uses, and leftovers of interrupted writes and
+    /// unpacks.
     @discardableResult
     public func collectGarbage(keepingChains extra: Set<Digest> = []) throws(ImageStoreError) -> (blobs: Int, snapshots: Int) {
         try locked { () throws(ImageStoreError) -> (blobs: Int, snapshots: Int) in
             var liveBlobs: Set<Digest> = []
-            var liveChains = extra
+            var liveChains = extra.union(leasedChains())
             for record in records().values {
                 liveBlobs.insert(record.target.digest)
                 if MediaType.indexes.contains(record.target.mediaType), let index = try? decode(Index.self, record.target.digest) {

@@ -23,6 +23,9 @@ extension ImageStore {
             throw .io(path, "mkdir")
         }
         let lowers = lowerDirectories(image)
+        // A lease keeps the snapshots from garbage collection while this rootfs exists,
+        // even after the image itself is removed.
+        try writeLease(for: directory, chains: image.chainIDs)
         for lower in lowers where access(lower, F_OK) != 0 {
             throw ImageStoreError(.notFound, context: lower, detail: "a snapshot of \(image.id) is missing; pull or import the image again")
         }
@@ -51,5 +54,47 @@ extension ImageStore {
         } catch {
             throw ImageStoreError(.io, context: directory, detail: "\(error)")
         }
+        unlink(leasePath(for: directory))
+    }
+
+    // MARK: Leases
+
+    struct Lease: Codable {
+        var directory: String
+        var chains: [Digest]
+    }
+
+    func leasePath(for directory: String) -> String {
+        var hash = SHA256()
+        hash.update(Array(directory.utf8))
+        return "\(root)/leases/\(hash.finish().hex)"
+    }
+
+    private func writeLease(for directory: String, chains: [Digest]) throws(ImageStoreError) {
+        let path = leasePath(for: directory)
+        do {
+            try FileManager.default.createDirectory(atPath: root + "/leases", withIntermediateDirectories: true)
+            try JSONEncoder().encode(Lease(directory: directory, chains: chains)).write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw ImageStoreError(.io, context: path, detail: "cannot write the rootfs lease: \(error)")
+        }
+    }
+
+    /// The chains container root filesystems use; leases whose rootfs is gone are dropped.
+    func leasedChains() -> Set<Digest> {
+        var chains: Set<Digest> = []
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: root + "/leases")) ?? []
+        for name in names {
+            let path = root + "/leases/" + name
+            guard let data = FileManager.default.contents(atPath: path), let lease = try? JSONDecoder().decode(Lease.self, from: data) else {
+                continue
+            }
+            if access(lease.directory, F_OK) != 0 {
+                unlink(path)
+                continue
+            }
+            chains.formUnion(lease.chains)
+        }
+        return chains
     }
 }
