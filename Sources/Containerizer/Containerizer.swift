@@ -402,6 +402,11 @@ public final class Containerizer: Sendable {
         }
     }
 
+    /// The container's state alone (cheaper than ``info(id:)`` for list calls).
+    public func state(id: String) -> ContainerState? {
+        entries.withLock { $0[id]?.info.state }
+    }
+
     public func info(id: String) -> ContainerInfo? {
         entries.withLock { $0[id]?.info }
     }

@@ -50,10 +50,20 @@ struct RuntimeServiceHandlerTests {
         #expect(service.podCIDR == ["10.244.1.0/24", "fd00:10:244:1::/64"])
     }
 
-    @Test("methods not implemented yet answer UNIMPLEMENTED naming the method called")
+    @Test("methods not implemented answer UNIMPLEMENTED naming the method called")
     func unimplemented() async {
-        await #expect(throws: CRIError.unimplemented("/runtime.v1alpha2.RuntimeService/RunPodSandbox")) {
-            _ = try await handler().runPodSandbox(RunPodSandboxRequest(), context: context(.v1alpha2, "RunPodSandbox"))
+        await #expect(throws: CRIError.unimplemented("/runtime.v1alpha2.RuntimeService/CheckpointContainer")) {
+            _ = try await handler().checkpointContainer(CheckpointContainerRequest(), context: context(.v1alpha2, "CheckpointContainer"))
+        }
+    }
+
+    @Test("without a pod runtime, pod methods answer UNAVAILABLE after checking the request")
+    func withoutPods() async {
+        await #expect(throws: CRIError.invalidArgument("RunPodSandbox needs a config")) {
+            _ = try await handler().runPodSandbox(RunPodSandboxRequest(), context: context(.v1, "RunPodSandbox"))
+        }
+        await #expect(throws: CRIError(.unavailable, "this swiftlet runs without a container runtime")) {
+            _ = try await handler().listContainers(ListContainersRequest(), context: context(.v1, "ListContainers"))
         }
     }
 

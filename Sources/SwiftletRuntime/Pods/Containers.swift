@@ -54,7 +54,7 @@ extension PodRuntime {
             let record = ContainerRecord(id: id, name: name, sandboxID: sandboxID, createdAt: nowNanoseconds(), imageName: imageName,
                                          imageID: image.id.description, imageRef: imageRef, launch: launch, config: config)
             try store.save(record)
-            state.withLock { $0.containers[id] = record }
+            state.withLock { $0.put(record, state: .containerCreated) }
             publish(.containerCreatedEvent, id)
             logger.info("container created", metadata: ["container": "\(name)", "id": "\(id)", "image": "\(imageName)"])
             return id
@@ -81,7 +81,8 @@ extension PodRuntime {
         if case .failure(let error) = result {
             record.startFailure = .init(finishedAt: nowNanoseconds(), message: error.description)
         }
-        state.withLock { $0.containers[id] = record }
+        let current = containerState(record)
+        state.withLock { $0.put(record, state: current) }
         try store.save(record)
         switch result {
         case .success(let info):
@@ -156,7 +157,7 @@ extension PodRuntime {
         if let failure { throw CRIError(.internal, "failed to remove container \(id): \(failure)") }
         store.removeContainer(id)
         state.withLock { state in
-            state.containers[id] = nil
+            state.removeContainer(id)
             if state.names[record.name] == id { state.names[record.name] = nil }
         }
         publish(.containerDeletedEvent, id)
@@ -166,10 +167,17 @@ extension PodRuntime {
     // MARK: Status
 
     func containerState(_ record: ContainerRecord) -> CRI.ContainerState {
-        if record.startFailure != nil { return .containerExited }
-        guard record.started else { return .containerCreated }
-        guard let info = containerizer.info(id: record.id) else { return .containerUnknown }
-        return info.state == .running ? .containerRunning : .containerExited
+        containerState(id: record.id, started: record.started, startFailed: record.startFailure != nil)
+    }
+
+    func containerState(id: String, started: Bool, startFailed: Bool) -> CRI.ContainerState {
+        if startFailed { return .containerExited }
+        guard started else { return .containerCreated }
+        switch containerizer.state(id: id) {
+        case .running: return .containerRunning
+        case .exited: return .containerExited
+        case nil: return .containerUnknown
+        }
     }
 
     /// ContainerStatus's answer.
@@ -222,24 +230,30 @@ extension PodRuntime {
         return ["info": (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"]
     }
 
-    /// ListContainers: by id (or prefix), state, sandbox and labels.
+    /// ListContainers: by id (or prefix), state, sandbox and labels; oldest first.
     func listContainers(_ filter: ContainerFilter?) -> [Container] {
-        let records = state.withLock { Array($0.containers.values) }
-        return records.compactMap { record -> Container? in
-            let state = containerState(record)
-            if let filter {
-                if !filter.id.isEmpty && !record.id.hasPrefix(filter.id) { return nil }
-                if !filter.podSandboxId.isEmpty && !record.sandboxID.hasPrefix(filter.podSandboxId) { return nil }
-                if let wanted = filter.state, wanted.state != state { return nil }
-                if !matches(record.config.labels, selector: filter.labelSelector) { return nil }
+        let items = state.withLock { state -> [Container] in
+            var items: [Container] = []
+            items.reserveCapacity(state.containerListing.count)
+            for listed in state.containerListing.values {
+                if let filter {
+                    if !filter.id.isEmpty && !listed.item.id.hasPrefix(filter.id) { continue }
+                    if !filter.podSandboxId.isEmpty && !listed.item.podSandboxId.hasPrefix(filter.podSandboxId) { continue }
+                    if let wanted = filter.state, wanted.state != listed.item.state { continue }
+                    if !filter.labelSelector.isEmpty && !matches(listed.item.labels, selector: filter.labelSelector) { continue }
+                }
+                items.append(listed.item)
             }
-            return Container(id: record.id, podSandboxId: record.sandboxID, metadata: record.config.metadata,
-                             image: ImageSpec(image: record.imageName, annotations: record.config.image?.annotations ?? [:],
-                                              userSpecifiedImage: record.config.image?.userSpecifiedImage ?? ""),
-                             imageRef: record.imageRef, state: state, createdAt: record.createdAt, labels: record.config.labels,
-                             annotations: record.config.annotations, imageId: record.imageID)
+            return items
         }
-        .sorted { $0.createdAt < $1.createdAt }
+        return Self.oldestFirst(items, createdAt: items.map(\.createdAt))
+    }
+
+    /// Sorts by creation time through (time, index) pairs: the messages are large to move.
+    static func oldestFirst<T>(_ items: [T], createdAt: [Int64]) -> [T] {
+        var order = Array(zip(createdAt, items.indices))
+        order.sort { $0.0 < $1.0 }
+        return order.map { items[$0.1] }
     }
 
     // MARK: Changes to running containers
@@ -262,8 +276,8 @@ extension PodRuntime {
         } else {
             record.config.linux = LinuxContainerConfig(resources: resources)
         }
-        let updated = record
-        state.withLock { $0.containers[id] = updated }
+        let updated = record, current = containerState(record)
+        state.withLock { $0.put(updated, state: current) }
         try store.save(updated)
     }
 
@@ -318,7 +332,12 @@ extension PodRuntime {
 
     /// Called by the containerizer with every exit.
     public func containerExited(_ id: String) {
-        guard state.withLock({ $0.containers[id] != nil }) else { return }
+        let known = state.withLock { state -> Bool in
+            guard state.containers[id] != nil else { return false }
+            state.markExited(id)
+            return true
+        }
+        guard known else { return }
         publish(.containerStoppedEvent, id)
     }
 }

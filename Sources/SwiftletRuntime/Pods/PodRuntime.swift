@@ -31,12 +31,62 @@ public final class PodRuntime: Sendable {
     let podCIDRs: @Sendable () -> [String]
 
     struct State: Sendable {
-        var sandboxes: [String: SandboxRecord] = [:]
-        var containers: [String: ContainerRecord] = [:]
+        private(set) var sandboxes: [String: SandboxRecord] = [:]
+        private(set) var containers: [String: ContainerRecord] = [:]
+        /// What ListPodSandbox and ListContainers return, built when a record changes, so the
+        /// kubelet's relist every second copies no records (the container state is filled in
+        /// at list time).
+        private(set) var sandboxListing: [String: PodSandbox] = [:]
+        private(set) var containerListing: [String: ListedContainer] = [:]
         /// Reserved names (sandboxes' and containers') -> id.
         var names: [String: String] = [:]
         /// The last CPU sample per container (time, usage), for usage_nano_cores.
         var cpuSamples: [String: (Int64, UInt64)] = [:]
+
+        mutating func put(_ sandbox: SandboxRecord) {
+            sandboxes[sandbox.id] = sandbox
+            sandboxListing[sandbox.id] = PodSandbox(
+                id: sandbox.id, metadata: sandbox.config.metadata, state: sandbox.state == .ready ? .sandboxReady : .sandboxNotready,
+                createdAt: sandbox.createdAt, labels: sandbox.config.labels, annotations: sandbox.config.annotations,
+                runtimeHandler: sandbox.runtimeHandler)
+        }
+
+        /// Records a container with its current state (which ``markExited(_:)`` keeps up to date).
+        mutating func put(_ container: ContainerRecord, state: CRI.ContainerState) {
+            containers[container.id] = container
+            var item = ListedContainer.item(container)
+            item.state = state
+            containerListing[container.id] = ListedContainer(item: item)
+        }
+
+        /// The containerizer saw the container exit.
+        mutating func markExited(_ id: String) {
+            containerListing[id]?.item.state = .containerExited
+        }
+
+        mutating func removeSandbox(_ id: String) {
+            sandboxes[id] = nil
+            sandboxListing[id] = nil
+        }
+
+        mutating func removeContainer(_ id: String) {
+            containers[id] = nil
+            containerListing[id] = nil
+            cpuSamples[id] = nil
+        }
+    }
+
+    /// A container's ListContainers entry, its state kept current.
+    struct ListedContainer: Sendable {
+        var item: Container
+
+        static func item(_ record: ContainerRecord) -> Container {
+            Container(id: record.id, podSandboxId: record.sandboxID, metadata: record.config.metadata,
+                      image: ImageSpec(image: record.imageName, annotations: record.config.image?.annotations ?? [:],
+                                       userSpecifiedImage: record.config.image?.userSpecifiedImage ?? ""),
+                      imageRef: record.imageRef, createdAt: record.createdAt, labels: record.config.labels,
+                      annotations: record.config.annotations, imageId: record.imageID)
+        }
     }
     let state = Mutex(State())
 
@@ -69,11 +119,11 @@ public final class PodRuntime: Sendable {
         let containers = store.loadContainers()
         state.withLock { state in
             for sandbox in sandboxes {
-                state.sandboxes[sandbox.id] = sandbox
+                state.put(sandbox)
                 state.names[sandbox.name] = sandbox.id
             }
             for container in containers where state.sandboxes[container.sandboxID] != nil {
-                state.containers[container.id] = container
+                state.put(container, state: containerState(container))
                 state.names[container.name] = container.id
             }
         }

@@ -63,7 +63,7 @@ extension PodRuntime {
             release(name: name, of: id)
             throw error
         }
-        state.withLock { $0.sandboxes[id] = sandbox }
+        state.withLock { $0.put(sandbox) }
         logger.info("pod sandbox started", metadata: ["pod": "\(name)", "id": "\(id)", "ip": "\(sandbox.ips.first ?? "")"])
         return id
     }
@@ -254,7 +254,7 @@ extension PodRuntime {
         var stopped = sandbox
         stopped.state = .notReady
         stopped.ips = sandbox.ips
-        state.withLock { $0.sandboxes[id] = stopped }
+        state.withLock { $0.put(stopped) }
         try store.save(stopped)
         logger.info("pod sandbox stopped", metadata: ["pod": "\(sandbox.name)", "id": "\(id)"])
     }
@@ -280,7 +280,7 @@ extension PodRuntime {
         await Offload.run { self.tearDown(sandbox, removeFiles: true) }
         store.removeSandbox(id)
         state.withLock { state in
-            state.sandboxes[id] = nil
+            state.removeSandbox(id)
             if state.names[sandbox.name] == id { state.names[sandbox.name] = nil }
         }
         logger.info("pod sandbox removed", metadata: ["pod": "\(sandbox.name)", "id": "\(id)"])
@@ -322,20 +322,16 @@ extension PodRuntime {
         return ["info": (try? encoder.encode(info)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"]
     }
 
-    /// ListPodSandbox: by id (or unique prefix), state and labels.
+    /// ListPodSandbox: by id (or prefix), state and labels; oldest first.
     func listSandboxes(_ filter: PodSandboxFilter?) -> [PodSandbox] {
-        let sandboxes = state.withLock { Array($0.sandboxes.values) }
-        return sandboxes.filter { sandbox in
-            guard let filter else { return true }
-            if !filter.id.isEmpty && !sandbox.id.hasPrefix(filter.id) { return false }
-            if let wanted = filter.state, (sandbox.state == .ready) != (wanted.state == .sandboxReady) { return false }
-            return matches(sandbox.config.labels, selector: filter.labelSelector)
+        let items = state.withLock { state -> [PodSandbox] in
+            guard let filter else { return Array(state.sandboxListing.values) }
+            return state.sandboxListing.values.filter { item in
+                if !filter.id.isEmpty && !item.id.hasPrefix(filter.id) { return false }
+                if let wanted = filter.state, item.state != wanted.state { return false }
+                return matches(item.labels, selector: filter.labelSelector)
+            }
         }
-        .sorted { $0.createdAt < $1.createdAt }
-        .map { sandbox in
-            PodSandbox(id: sandbox.id, metadata: sandbox.config.metadata, state: sandbox.state == .ready ? .sandboxReady : .sandboxNotready,
-                       createdAt: sandbox.createdAt, labels: sandbox.config.labels, annotations: sandbox.config.annotations,
-                       runtimeHandler: sandbox.runtimeHandler)
-        }
+        return Self.oldestFirst(items, createdAt: items.map(\.createdAt))
     }
 }
