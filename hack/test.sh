@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: generated code current, the Swift Testing suites (also under
 # AddressSanitizer), and the end-to-end suite — a real `swiftlet run` driven by a real gRPC
-# client (grpcio) — against both the normal and the AddressSanitizer build.
+# client (grpcio) — against both the normal and the AddressSanitizer build, and the pod and
+# container part of it against Debian's containerd as a differential check of the tests.
 #
 #   sudo hack/test.sh            everything
 #   sudo hack/test.sh --quick    no AddressSanitizer builds
@@ -27,6 +28,9 @@ swift test --skip-build
 
 step "end-to-end: swiftlet run + grpcio"
 SWIFTLET_BIN="$PWD/.build/debug/swiftlet" .venv/bin/python -m pytest -q -p no:cacheprovider Tests/e2e
+
+step "differential: the pod and container suite against containerd 1.6 + runc"
+hack/test-differential.sh
 
 if ! $quick; then
   step "AddressSanitizer: swift test"
