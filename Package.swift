@@ -140,7 +140,7 @@ let package = Package(
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",
-            dependencies: ["SwiftletRuntime", "SwiftletConfig", "CRI", "SwiftletTestSupport"]
+            dependencies: ["SwiftletRuntime", "SwiftletConfig", "CRI", "Containerizer", "ImageStore", "SwiftletTestSupport"]
         ),
     ],
     swiftLanguageModes: [.v6]

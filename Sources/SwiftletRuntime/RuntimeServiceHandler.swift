@@ -83,7 +83,7 @@ public final class RuntimeServiceHandler: RuntimeService {
             response.runtimeHandlers = [
                 RuntimeHandler(name: "", features: RuntimeHandlerFeatures(recursiveReadOnlyMounts: false, userNamespaces: false)),
             ]
-            response.features = RuntimeFeatures(supplementalGroupsPolicy: false)
+            response.features = RuntimeFeatures(supplementalGroupsPolicy: true)
         }
         if request.verbose {
             response.info = verboseInfo(report)

@@ -14,7 +14,8 @@ import Glibc
 struct ContainerSpec {
     var config: CRI.ContainerConfig
     var sandbox: SandboxRecord
-    var image: StoredImage
+    /// The image's config (entrypoint, cmd, env, user, working dir).
+    var imageConfig: ImageConfiguration.Config?
     /// The container's root filesystem, mounted.
     var rootfs: String
     var pins: NamespacePins
@@ -25,7 +26,6 @@ struct ContainerSpec {
     var targetPID: (String) -> Int32?
 
     func build() throws(CRIError) -> LaunchConfig {
-        let imageConfig = image.configuration.config
         var launch = LaunchConfig(rootfs: rootfs, args: try arguments(imageConfig))
         launch.env = environment(imageConfig)
         launch.workingDirectory = config.workingDir.isEmpty ? (imageConfig?.WorkingDir.flatMap { $0.isEmpty ? nil : $0 } ?? "/") : config.workingDir
@@ -173,7 +173,9 @@ struct ContainerSpec {
             gid = UInt32(group.value)
         }
         var additional: [UInt32] = []
-        if let userName {
+        // Merge (the default) adds the groups the image's /etc/group gives the user; Strict
+        // keeps only the ones the config names.
+        if let userName, security.supplementalGroupsPolicy != .strict {
             for entry in groups where entry.count > 3 && entry[3].split(separator: ",").contains(Substring(userName)) {
                 if let number = UInt32(entry[2]) { additional.append(number) }
             }
@@ -240,7 +242,7 @@ struct ContainerSpec {
         case "runtime/default", "docker/default": return .runtimeDefault
         default:
             guard path.hasPrefix("localhost/") else { throw CRIError.invalidArgument("unknown seccomp profile \"\(path)\"") }
-            return .localhost(String(path.dropFirst("localhost".count)))
+            return .localhost(String(path.dropFirst("localhost/".count)))
         }
     }
 

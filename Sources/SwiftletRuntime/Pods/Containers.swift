@@ -41,7 +41,7 @@ extension PodRuntime {
                 }
             }
             let holderPID = sandbox.pidHolder.flatMap { containerizer.info(id: $0) }.flatMap { $0.state == .running ? $0.pid : nil }
-            let spec = ContainerSpec(config: config, sandbox: sandbox, image: image, rootfs: rootfs, pins: pins(sandboxID),
+            let spec = ContainerSpec(config: config, sandbox: sandbox, imageConfig: image.configuration.config, rootfs: rootfs, pins: pins(sandboxID),
                                      podDirectory: podDirectory(sandboxID), podPIDHolder: holderPID,
                                      targetPID: { [containerizer] target in
                                          containerizer.info(id: target).flatMap { $0.state == .running ? $0.pid : nil }
