@@ -39,6 +39,9 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
     /// The container runs no command: its first process holds a pod's shared pid namespace
     /// (PID 1 there, reaping orphans) until it is stopped.
     public var holdsPIDNamespace: Bool? = nil
+    /// Host devices made available inside (the CRI's devices): bound into the container's
+    /// /dev and allowed in its devices cgroup (v1) with their permissions.
+    public var devices: [Device]? = nil
     /// The container's stdin stays open for attached clients (the CRI's `stdin`); without
     /// it the container reads /dev/null.
     public var stdin: Bool? = nil
@@ -93,6 +96,18 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
             self.readonly = readonly
             self.recursiveReadonly = recursiveReadonly
             self.propagation = propagation
+        }
+    }
+
+    public struct Device: Sendable, Equatable, Codable {
+        public var hostPath: String
+        public var containerPath: String
+        /// Some of "rwm".
+        public var permissions: String
+        public init(hostPath: String, containerPath: String, permissions: String = "rwm") {
+            self.hostPath = hostPath
+            self.containerPath = containerPath
+            self.permissions = permissions
         }
     }
 

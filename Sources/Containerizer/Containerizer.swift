@@ -142,6 +142,9 @@ public final class Containerizer: Sendable {
             try checkpoint.writeJSON("config.json", config)
             try cgroup.create()
             if config.privileged, let v1 = cgroup as? CgroupV1 { try v1.allowAllDevices() }
+            if !config.privileged, let v1 = cgroup as? CgroupV1 {
+                for device in config.devices ?? [] { try v1.allowDevice(try Self.deviceRule(device)) }
+            }
             var spec = try baseSpec(id: id, config: config, checkpoint: checkpoint, cgroup: cgroup)
             for isolator in isolators { try isolator.prepare(context, into: &spec) }
             try checkpoint.write("launch.spec", spec.text)
@@ -170,6 +173,27 @@ public final class Containerizer: Sendable {
             checkpoint.remove()
             throw error
         }
+    }
+
+    /// The devices-cgroup rule of a host device: "c 10:229 rw".
+    static func deviceRule(_ device: ContainerConfig.Device) throws(ContainerizerError) -> String {
+        var info = stat()
+        guard stat(device.hostPath, &info) == 0 else {
+            throw ContainerizerError(.invalidArgument, context: "device \(device.hostPath)", errno: errno)
+        }
+        let kind: String
+        switch info.st_mode & S_IFMT {
+        case S_IFCHR: kind = "c"
+        case S_IFBLK: kind = "b"
+        default: throw ContainerizerError(.invalidArgument, context: "device \(device.hostPath)", detail: "is not a device node")
+        }
+        let permissions = device.permissions.isEmpty ? "rwm" : device.permissions
+        guard permissions.allSatisfy({ "rwm".contains($0) }) else {
+            throw ContainerizerError(.invalidArgument, context: "device \(device.hostPath)", detail: "permissions \"\(permissions)\" are not some of rwm")
+        }
+        let major = (info.st_rdev >> 8) & 0xfff | ((info.st_rdev >> 32) & ~0xfff)
+        let minor = (info.st_rdev & 0xff) | ((info.st_rdev >> 12) & ~0xff)
+        return "\(kind) \(major):\(minor) \(permissions)"
     }
 
     /// The monitor's spec before the isolators add theirs: process, user, security, I/O.

@@ -160,4 +160,23 @@ struct PodPrimitivesTests {
         let session = try test.containerizer.attach(id: "quiet")
         session.close()
     }
+
+    @Test("a host device given to the container is bound into its /dev and allowed in its devices cgroup")
+    func devices() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        guard FileManager.default.fileExists(atPath: "/dev/fuse"), FileManager.default.fileExists(atPath: "/dev/loop-control") else { return }
+        var config = test.config("exec 3<>/dev/myfuse && echo opened; exec 4<>/dev/loop-control && echo unlisted")
+        config.devices = [ContainerConfig.Device(hostPath: "/dev/fuse", containerPath: "/dev/myfuse", permissions: "rw")]
+        config.mounts = [ContainerConfig.Mount(source: "/dev/loop-control", target: "/dev/loop-control")]
+        config.logPath = test.tree.path + "/devices.log"
+        try test.containerizer.launch(id: "dev", config: config)
+        _ = try await test.containerizer.wait(id: "dev")
+        let log = readFile(config.logPath!)
+        #expect(log.contains("stdout F opened"))
+        // A node bound without a device entry: the devices cgroup refuses it.
+        #expect(!log.contains("unlisted") && log.contains("Operation not permitted"))
+        let rules = readFile("\(test.containerizer.layout.v1["devices"]!)/\(test.cgroupsRoot)/dev/devices.list")
+        #expect(rules.contains("c 10:229 rw"))
+    }
 }

@@ -66,6 +66,11 @@ public struct CgroupV1: ContainerCgroup {
         if let devices = paths["devices"] { try CgroupFiles.write(devices, "devices.allow", "a") }
     }
 
+    /// Allows one more device ("c 10:229 rwm").
+    public func allowDevice(_ rule: String) throws(ContainerizerError) {
+        if let devices = paths["devices"] { try CgroupFiles.write(devices, "devices.allow", rule) }
+    }
+
     public func apply(_ limits: ResourceLimits, to controllers: Controllers) throws(ContainerizerError) {
         if controllers.contains(.cpu), let cpu = paths["cpu"] {
             if limits.cpuShares > 0 { try CgroupFiles.write(cpu, "cpu.shares", String(limits.cpuShares)) }

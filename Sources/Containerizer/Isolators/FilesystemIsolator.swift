@@ -39,6 +39,14 @@ public struct FilesystemIsolator: Isolator {
             let mode = mount.recursiveReadonly ? "rro" : mount.readonly ? "ro" : "rw"
             spec.add("bind", mount.source, mount.target, mode, mount.propagation.rawValue)
         }
+        for device in config.devices ?? [] where !config.privileged {
+            guard device.hostPath.hasPrefix("/"), device.containerPath.hasPrefix("/dev/"),
+                  !Self.hasParentComponent(device.hostPath), !Self.hasParentComponent(device.containerPath) else {
+                throw ContainerizerError(.invalidArgument, context: "device \(device.hostPath) -> \(device.containerPath)",
+                                         detail: "needs absolute paths, the container's under /dev, without ..")
+            }
+            spec.add("bind", device.hostPath, device.containerPath, device.permissions.contains("w") ? "rw" : "ro", "rprivate")
+        }
         if !config.privileged {
             for path in config.maskedPaths { spec.add("mask", path) }
             for path in config.readonlyPaths { spec.add("readonly", path) }

@@ -91,8 +91,11 @@ struct ContainerSpec {
         }
 
         launch.mounts = try mounts()
-        if !config.devices.isEmpty && !security.privileged {
-            throw CRIError.invalidArgument("devices are not supported by swiftlet yet (\(config.devices.map(\.hostPath).joined(separator: ", ")))")
+        if !config.devices.isEmpty {
+            launch.devices = config.devices.map {
+                LaunchConfig.Device(hostPath: $0.hostPath, containerPath: $0.containerPath.isEmpty ? $0.hostPath : $0.containerPath,
+                                    permissions: $0.permissions)
+            }
         }
         return launch
     }
