@@ -259,9 +259,10 @@ extension PodRuntime {
         logger.info("pod sandbox stopped", metadata: ["pod": "\(sandbox.name)", "id": "\(id)"])
     }
 
-    /// Undoes a sandbox's namespaces, network and holder; with `removeFiles`, its directory.
-    func tearDown(_ sandbox: SandboxRecord, removeFiles: Bool) {
-        detachNetwork(sandbox)
+    /// Undoes a sandbox's namespaces, network (unless `detach` is false: StopPodSandbox did)
+    /// and holder; with `removeFiles`, its directory.
+    func tearDown(_ sandbox: SandboxRecord, removeFiles: Bool, detach: Bool = true) {
+        if detach { detachNetwork(sandbox) }
         if let holder = sandbox.pidHolder { try? containerizer.destroy(id: holder) }
         let pins = pins(sandbox.id)
         pins.remove()
@@ -277,7 +278,8 @@ extension PodRuntime {
         if sandbox.state == .ready { try await stopPodSandbox(id) }
         let containers = state.withLock { $0.containers.values.filter { $0.sandboxID == id }.map(\.id) }
         for container in containers { try await removeContainer(container) }
-        await Offload.run { self.tearDown(sandbox, removeFiles: true) }
+        // StopPodSandbox (above, or earlier) ran CNI DEL already.
+        await Offload.run { self.tearDown(sandbox, removeFiles: true, detach: false) }
         store.removeSandbox(id)
         state.withLock { state in
             state.removeSandbox(id)
