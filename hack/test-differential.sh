@@ -41,7 +41,7 @@ fi
 
 tests=(Tests/e2e/test_pod_sandbox.py Tests/e2e/test_cri_containers.py Tests/e2e/test_security_context.py
        Tests/e2e/test_pod_network.py Tests/e2e/test_idempotence.py Tests/e2e/test_multi_container.py
-       Tests/e2e/test_exec_sync.py Tests/e2e/test_stats.py Tests/e2e/test_streaming.py)
+       Tests/e2e/test_exec_sync.py Tests/e2e/test_stats.py Tests/e2e/test_streaming.py Tests/e2e/test_pod_lifecycle.py)
 echo "=== $(containerd --version | cut -d' ' -f1,3); $(runc --version | head -1); ${runtime_arg}"
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT
