@@ -152,3 +152,31 @@ def test_the_pod_cidr_from_update_runtime_config_reaches_cni_configs_that_ask(ru
         runtime_config=cri.v1.RuntimeConfig(network_config=cri.v1.NetworkConfig(pod_cidr="10.99.3.0/24"))))
     pod_id, _ = runtime.run_pod()
     assert runtime.pod_status(pod_id).network.ip.startswith("10.99.3.")
+
+
+def test_restart_settles_what_a_crash_left_half_done(runtime, cri):
+    """A container launched but not yet recorded as started is running after the restart; the
+    containers of a pod whose record is gone are orphans and are removed."""
+    only_swiftlet(runtime)
+    import json
+    pod_a, config_a = runtime.run_pod()
+    launched = runtime.sleeper(pod_a, config_a)
+    pod_b, config_b = runtime.run_pod()
+    orphan = runtime.sleeper(pod_b, config_b)
+    orphan_pid = runtime.host_pid(orphan)
+    runtime.agent.stop(sig=signal.SIGKILL)
+    runtime.agent.log_file.close()
+    records = runtime.agent.state / "cri"
+    record = records / "containers" / f"{launched}.json"
+    fields = json.loads(record.read_text())
+    fields["started"] = False  # as if the agent died between the launch and the record
+    record.write_text(json.dumps(fields))
+    for suffix in ("json", "pb"):
+        (records / "sandboxes" / f"{pod_b}.{suffix}").unlink()
+    runtime.agent.start()
+    runtime._stubs()
+    assert runtime.status(launched).state == cri.v1.CONTAINER_RUNNING
+    wait_for(lambda: not alive(orphan_pid), timeout=30, message="the orphan to be killed")
+    assert [c.id for c in runtime.list_containers()] == [launched]
+    assert not (runtime.agent.state / "pods" / pod_b).exists()  # its pinned namespaces released
+    runtime.pods.remove(pod_b)

@@ -40,6 +40,7 @@ struct ContainerSpec {
         if config.stdin { launch.stdin = true }
         if config.stdinOnce { launch.stdinOnce = true }
         launch.labels = config.labels
+        launch.labels[PodRuntime.sandboxLabel] = sandbox.id
         launch.cgroupParent = sandbox.cgroupParent
         if !sandbox.config.logDirectory.isEmpty && !config.logPath.isEmpty {
             launch.logPath = (sandbox.config.logDirectory as NSString).appendingPathComponent(config.logPath)

@@ -7,6 +7,10 @@ import Logging
 import Synchronization
 import SwiftletConfig
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The pods and containers of this node: pod sandboxes (pinned namespaces, CNI, the files
 /// every container of the pod shares) and their containers, launched through the
 /// containerizer over the image store's root filesystems. Everything it knows is recorded
@@ -109,25 +113,65 @@ public final class PodRuntime: Sendable {
         self.logger = logger
     }
 
+    /// The containerizer label naming the pod sandbox a container belongs to (CRI
+    /// containers and pid-namespace holders); containers without it are not the pod
+    /// runtime's (`swiftlet containers`, later the Mesos face).
+    static let sandboxLabel = "io.swiftlet.pod-sandbox"
+
     /// Reads the records back (after the containerizer recovered its containers): sandboxes
     /// and containers reappear as they were; containers that ended meanwhile are exited.
+    /// What a crash left half done is settled: a container launched but not yet recorded as
+    /// started is started; containers of sandboxes that no longer exist, and pod containers
+    /// with no record at all, are orphans and are removed.
     public func recover() {
         for directory in [podsDirectory, containersDirectory] {
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
         }
         let sandboxes = store.loadSandboxes()
-        let containers = store.loadContainers()
+        var containers = store.loadContainers()
+        let sandboxIDs = Set(sandboxes.map(\.id))
+        let holders = Set(sandboxes.compactMap(\.pidHolder))
+        var orphans: [String] = []
+        for index in containers.indices {
+            if !sandboxIDs.contains(containers[index].sandboxID) {
+                orphans.append(containers[index].id)
+            } else if !containers[index].started, containerizer.info(id: containers[index].id) != nil {
+                containers[index].started = true
+                try? store.save(containers[index])
+            }
+        }
+        let recorded = Set(containers.map(\.id))
+        for info in containerizer.list() where info.labels[Self.sandboxLabel] != nil && !recorded.contains(info.id) && !holders.contains(info.id) {
+            orphans.append(info.id)
+        }
+        for id in orphans {
+            logger.warning("removing an orphaned pod container", metadata: ["id": "\(id)"])
+            if containerizer.info(id: id) != nil { try? containerizer.destroy(id: id) }
+            try? images.removeRootfs(at: rootfsDirectory(id))
+            store.removeContainer(id)
+        }
+        // Pod directories with no record (a crash during RunPodSandbox, or a lost record):
+        // their pinned namespaces and /dev/shm would never be released otherwise.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: podsDirectory)) ?? [] where !sandboxIDs.contains(name) {
+            logger.warning("removing an orphaned pod directory", metadata: ["id": "\(name)"])
+            pins(name).remove()
+            while umount2(podDirectory(name) + "/shm", Int32(MNT_DETACH)) == 0 {}
+            try? FileManager.default.removeItem(atPath: podDirectory(name))
+        }
+        let adopted = containers.filter { sandboxIDs.contains($0.sandboxID) }
         state.withLock { state in
             for sandbox in sandboxes {
                 state.put(sandbox)
                 state.names[sandbox.name] = sandbox.id
             }
-            for container in containers where state.sandboxes[container.sandboxID] != nil {
+            for container in adopted {
                 state.put(container, state: containerState(container))
                 state.names[container.name] = container.id
             }
         }
-        logger.info("pods recovered", metadata: ["sandboxes": "\(sandboxes.count)", "containers": "\(containers.count)"])
+        logger.info("pods recovered", metadata: [
+            "sandboxes": "\(sandboxes.count)", "containers": "\(adopted.count)", "orphansRemoved": "\(orphans.count)",
+        ])
     }
 
     // MARK: Lookups

@@ -111,7 +111,7 @@ extension PodRuntime {
             var holder = LaunchConfig(rootfs: root, args: [])
             holder.holdsPIDNamespace = true
             holder.cgroupParent = sandbox.cgroupParent
-            holder.labels = ["io.swiftlet.pod-sandbox": sandbox.id]
+            holder.labels = [Self.sandboxLabel: sandbox.id]
             holder.capabilities = try! Capabilities(names: [])
             if !sandbox.hostNetwork { holder.namespaces.network = .join(pins(sandbox.id).path(.net)); holder.namespaces.uts = .join(pins(sandbox.id).path(.uts)) }
             else { holder.namespaces.network = .host; holder.namespaces.uts = .host }
