@@ -33,6 +33,7 @@
 
 
 static int error_fd = -1;
+static int mode_exec = 0; /* the process is an exec into a running container */
 
 static void exec_command(const struct spec *spec) __attribute__((noreturn));
 static void hold_pid_namespace(void) __attribute__((noreturn));
@@ -343,8 +344,9 @@ static int open_console(int console_socket) {
   if (ptsname_r(master, name, sizeof(name)) != 0) die("tty", errno, "ptsname: %s", strerror(errno));
   int slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC); /* dup2 onto 0-2 clears CLOEXEC there */
   if (slave < 0) die("tty", errno, "open %s: %s", name, strerror(errno));
-  /* /dev/console is the container's pty, as runc makes it. */
-  int console = open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+  /* /dev/console is the container's pty, as runc makes it (for the container's own process
+     only: an exec shares the container's mount namespace and must not replace it). */
+  int console = mode_exec ? -1 : open("/dev/console", O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (console >= 0) {
     close(console);
     if (mount(name, "/dev/console", NULL, MS_BIND, NULL) != 0) die("tty", errno, "bind %s to /dev/console: %s", name, strerror(errno));
@@ -371,6 +373,7 @@ static int open_console(int console_socket) {
 
 void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int console_socket) {
   error_fd = err_fd;
+  mode_exec = spec->mode == MODE_EXEC;
   /* Wait until the monitor has put this process into its cgroups. */
   char go;
   if (read(sync_fd, &go, 1) != 1) die("sync", errno, "the monitor went away before the start");
@@ -465,13 +468,19 @@ static void hold_pid_namespace(void) {
     for (int fd = 0; fd < 1024; fd++) close(fd);
   }
   prctl(PR_SET_NAME, "swiftlet-pause", 0, 0, 0);
-  signal(SIGCHLD, on_signal);
   signal(SIGTERM, on_stop);
   signal(SIGINT, on_stop);
+  /* SIGCHLD stays blocked but for sigsuspend, so none is lost between reaping and waiting. */
+  signal(SIGCHLD, on_signal);
+  sigset_t blocked, waiting;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGCHLD);
+  sigprocmask(SIG_BLOCK, &blocked, &waiting);
+  sigdelset(&waiting, SIGCHLD);
   for (;;) {
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
-    pause();
+    sigsuspend(&waiting);
   }
 }
 

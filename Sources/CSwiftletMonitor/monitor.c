@@ -221,27 +221,43 @@ static void drop_client(struct client *client) {
   }
 }
 
-static int open_attach_socket(const char *name) {
+/* Binds the attach socket at path (in a 0700 directory of the agent's state; a stale one is
+   replaced) readable by root only. A filesystem socket, not an abstract one: abstract sockets
+   are open to every process in the network namespace, host-network pods included. */
+static int open_attach_socket(const char *path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return -1;
   struct sockaddr_un address;
   memset(&address, 0, sizeof(address));
   address.sun_family = AF_UNIX;
-  size_t length = strlen(name);
-  memcpy(address.sun_path + 1, name, length); /* abstract: a leading NUL */
-  if (bind(fd, (struct sockaddr *)&address, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + length)) != 0 ||
-      listen(fd, MAX_CLIENTS) != 0) {
+  size_t length = strlen(path);
+  if (length >= sizeof(address.sun_path)) {
+    close(fd);
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(address.sun_path, path, length);
+  unlink(path);
+  mode_t old_mask = umask(0177);
+  int bound = bind(fd, (struct sockaddr *)&address, sizeof(address));
+  umask(old_mask);
+  if (bound != 0 || listen(fd, MAX_CLIENTS) != 0) {
     int saved = errno;
     close(fd);
     errno = saved;
     return -1;
   }
+  /* Output bursts queue here rather than drop a client that reads a moment late. */
+  int buffer = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof(buffer));
   return fd;
 }
 
 static void accept_client(int listener) {
   int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
   if (fd < 0) return;
+  int buffer = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buffer, sizeof(buffer));
   struct ucred credentials;
   socklen_t size = sizeof(credentials);
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0 || credentials.uid != 0) {
@@ -510,6 +526,10 @@ static int pin_namespaces(const struct spec *spec) {
   for (size_t i = 0; i < spec->nsysctls; i++) {
     char path[4200];
     int length = snprintf(path, sizeof(path), "/proc/sys/%s", spec->sysctls[i].key);
+    if (length < 0 || (size_t)length >= sizeof(path)) {
+      report_error("sysctl", ENAMETOOLONG, "sysctl name too long");
+      return 1;
+    }
     /* net.ipv4.ip_forward names the file net/ipv4/ip_forward; a name with slashes is a path. */
     if (strchr(spec->sysctls[i].key, '/') == NULL) {
       for (int c = 10; c < length; c++) if (path[c] == '.') path[c] = '/';
@@ -708,7 +728,7 @@ int main(int argc, char **argv) {
     listener = open_attach_socket(spec.attach_name);
     if (listener < 0) {
       int saved = errno;
-      snprintf(err, sizeof(err), "attach socket @%s: %s", spec.attach_name, strerror(saved));
+      snprintf(err, sizeof(err), "attach socket %s: %s", spec.attach_name, strerror(saved));
       report_error("attach", saved, err);
       return 1;
     }
@@ -818,7 +838,10 @@ int main(int argc, char **argv) {
     if (clients[i].fd >= 0) close(clients[i].fd);
     clients[i].fd = -1;
   }
-  if (listener >= 0) close(listener);
+  if (listener >= 0) {
+    close(listener);
+    unlink(spec.attach_name);
+  }
   if (!exited) {
     /* The loop ended on an error: the exit is still the container's own. */
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

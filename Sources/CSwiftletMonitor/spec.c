@@ -220,7 +220,7 @@ static int parse_line(char *line, struct spec *spec, char *err, size_t errlen) {
   else if (strcmp(key, "stdin_once") == 0) { NEED(1); spec->stdin_once = atoi(fields[1]); }
   else if (strcmp(key, "attach") == 0) {
     NEED(1);
-    if (strlen(fields[1]) == 0 || strlen(fields[1]) > 100) { fail(err, errlen, "attach socket name must be 1-100 bytes"); return -1; }
+    if (fields[1][0] != '/' || strlen(fields[1]) >= 108) { fail(err, errlen, "attach socket %s must be an absolute path under 108 bytes", fields[1]); return -1; }
     spec->attach_name = strdup(fields[1]);
   } else if (strcmp(key, "mode") == 0) {
     NEED(1);

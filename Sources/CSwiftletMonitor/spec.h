@@ -108,7 +108,7 @@ struct spec {
   int tty;
   int stdin_open;      /* the container's stdin is a pipe (or its terminal) attach clients feed */
   int stdin_once;      /* close it when the first attached client's stdin ends */
-  char *attach_name;   /* abstract unix socket name attach clients connect to; NULL: none */
+  char *attach_name;   /* unix socket path attach clients connect to; NULL: none */
   char *log_path;      /* CRI log file; NULL: discard output */
   char *exit_path;     /* where the exit status is written */
   char *pid_path;      /* where the container's pid is written */

@@ -7,7 +7,7 @@ import Glibc
 /// A connection to a running container's stdio through its monitor (the CRI's Attach): the
 /// container's output as it is produced, and its stdin when it was created with one.
 ///
-/// The monitor's protocol, on an abstract unix socket only root may use: frames of one type
+/// The monitor's protocol, on a unix socket in a root-only directory of the state: frames of one type
 /// byte, a 4-byte big-endian length and the data. Output: 1 stdout, 2 stderr. Input: 0 stdin
 /// (empty: end of input), 4 a terminal size "<width> <height>".
 public final class AttachSession: Sendable {
@@ -74,11 +74,13 @@ public final class AttachSession: Sendable {
 }
 
 extension Containerizer {
-    /// The abstract socket name of a container's attach point: unique per state root.
-    func attachSocketName(_ id: String) -> String {
+    /// Where a container's attach socket is: `<state>/attach/<hash of the id>.sock` (short:
+    /// a unix socket path must fit 108 bytes), in a directory only root may enter.
+    func attachSocketPath(_ id: String) -> String {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in stateRoot.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return "swiftlet-attach/\(String(hash & 0xffff_ffff, radix: 16))/\(id)"
+        for byte in id.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        let hex = String(hash, radix: 16)
+        return "\(stateRoot)/attach/\(String(repeating: "0", count: 16 - hex.count) + hex).sock"
     }
 
     /// Attaches to the running container `id`.
@@ -91,12 +93,15 @@ extension Containerizer {
         guard fd >= 0 else { throw ContainerizerError(.invalidArgument, context: "attach to \(id)", errno: errno) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
-        let name = Array(attachSocketName(id).utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { path in
-            path[0] = 0  // abstract
-            for (index, byte) in name.enumerated() { path[index + 1] = byte }
+        let name = Array(attachSocketPath(id).utf8)
+        guard name.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            Glibc.close(fd)
+            throw ContainerizerError(.invalidArgument, context: "attach to \(id)", errno: ENAMETOOLONG)
         }
-        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + name.count)
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            for (index, byte) in name.enumerated() { path[index] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sockaddr_un>.size)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
         }

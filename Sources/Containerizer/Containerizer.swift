@@ -224,7 +224,11 @@ public final class Containerizer: Sendable {
         if config.tty { spec.add("tty", "1") }
         if config.stdin ?? false { spec.add("stdin", "1") }
         if config.stdinOnce ?? false { spec.add("stdin_once", "1") }
-        spec.add("attach", attachSocketName(id))
+        let attachPath = attachSocketPath(id)
+        if attachPath.utf8.count < 108 {
+            mkdir(stateRoot + "/attach", 0o700)
+            spec.add("attach", attachPath)
+        }
         if let log = config.logPath { spec.add("log", log) }
         spec.add("exit", checkpoint.exitPath)
         spec.add("pid", checkpoint.pidPath)
@@ -401,6 +405,7 @@ public final class Containerizer: Sendable {
         for _ in 0..<500 where processStartTime(entry.info.monitorPid) == entry.info.monitorStartTime && entry.info.monitorStartTime != 0 {
             usleep(10_000)
         }
+        unlink(attachSocketPath(id))
         // Its exit watch was cancelled: reap it here if it is this process's child.
         var status: Int32 = 0
         _ = waitpid(entry.info.monitorPid, &status, WNOHANG)

@@ -30,7 +30,9 @@ extension ImageStore {
             throw ImageStoreError(.notFound, context: lower, detail: "a snapshot of \(image.id) is missing; pull or import the image again")
         }
         let options = "lowerdir=\(lowers.joined(separator: ":")),upperdir=\(directory)/upper,workdir=\(directory)/work"
-        if options.utf8.count < 4000, mount("overlay", rootfs, "overlay", 0, options) == 0 {
+        // nodev: a device node shipped in an image must not open a host device (cgroup v2
+        // has no device controller here); the container's /dev is a mount of its own.
+        if options.utf8.count < 4000, mount("overlay", rootfs, "overlay", UInt(MS_NODEV), options) == 0 {
             return (rootfs, .overlay)
         }
         // Fallback: apply every layer, bottom first, into a private directory.

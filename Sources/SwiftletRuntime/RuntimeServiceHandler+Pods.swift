@@ -90,7 +90,7 @@ extension RuntimeServiceHandler {
     }
 
     public func reopenContainerLog(_ request: ReopenContainerLogRequest, context: CallContext) async throws -> ReopenContainerLogResponse {
-        try runtime().reopenLog(try Self.required(request.containerId, "container id"))
+        try await runtime().reopenLog(try Self.required(request.containerId, "container id"))
         return ReopenContainerLogResponse()
     }
 

@@ -27,7 +27,7 @@ struct ContainerSpecTests {
         metadata: PodSandboxMetadata(name: "pod", uid: "u", namespace: "ns"), hostname: "podhost", logDirectory: "/var/log/pods/x")) throws -> ContainerSpec {
         ContainerSpec(config: config, sandbox: SandboxRecord(id: "s1", name: "pod", createdAt: 0, state: .ready, config: sandbox),
                       imageConfig: try imageConfig(image), rootfs: rootfs, pins: NamespacePins(directory: "/pins"),
-                      podDirectory: "/pod", podPIDHolder: 42, targetPID: { $0 == "other" ? 77 : nil })
+                      podDirectory: "/pod", cgroupParent: "/kubepods/pod1", podPIDHolder: 42, targetPID: { $0 == "other" ? 77 : nil })
     }
 
     @Test("command replaces the entrypoint and drops the image's cmd; args replace the cmd", arguments: [
@@ -112,6 +112,7 @@ struct ContainerSpecTests {
         let launch = try spec(CRI.ContainerConfig(command: ["x"], logPath: "c/0.log")).build()
         #expect(launch.namespaces.network == .join("/pins/net") && launch.namespaces.ipc == .join("/pins/ipc"))
         #expect(launch.logPath == "/var/log/pods/x/c/0.log")
+        #expect(launch.cgroupParent == "/kubepods/pod1")
         #expect(launch.mounts.map(\.target) == ["/etc/hostname", "/etc/hosts", "/etc/resolv.conf", "/dev/shm"])
         #expect(launch.mounts.last?.source == "/pod/shm")
     }
@@ -124,5 +125,14 @@ struct ContainerSpecTests {
         }
         let launch = try spec(CRI.ContainerConfig(command: ["x"], devices: [Device(containerPath: "/dev/mine", hostPath: "/dev/null", permissions: "rw")])).build()
         #expect(launch.devices == [.init(hostPath: "/dev/null", containerPath: "/dev/mine", permissions: "rw")])
+    }
+
+    @Test("systemd slice names expand as systemd nests them", arguments: [
+        ("kubepods-burstable-pod1.slice", "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1.slice"),
+        ("kubepods.slice", "/kubepods.slice"),
+        ("-.slice", "/"),
+    ])
+    func slices(slice: String, path: String) {
+        #expect(PodRuntime.expandSlice(slice) == path)
     }
 }

@@ -20,6 +20,8 @@ struct ContainerSpec {
     var rootfs: String
     var pins: NamespacePins
     var podDirectory: String
+    /// The cgroup the container goes under (the pod's, resolved for the cgroup driver).
+    var cgroupParent: String? = nil
     /// The pid of the pod's pid-namespace holder, when it has one.
     var podPIDHolder: Int32?
     /// Looks up another container's pid (TARGET pid namespaces).
@@ -41,7 +43,7 @@ struct ContainerSpec {
         if config.stdinOnce { launch.stdinOnce = true }
         launch.labels = config.labels
         launch.labels[PodRuntime.sandboxLabel] = sandbox.id
-        launch.cgroupParent = sandbox.cgroupParent
+        launch.cgroupParent = cgroupParent
         if !sandbox.config.logDirectory.isEmpty && !config.logPath.isEmpty {
             launch.logPath = (sandbox.config.logDirectory as NSString).appendingPathComponent(config.logPath)
         }
@@ -127,8 +129,10 @@ struct ContainerSpec {
         }
         if values["PATH"] == nil { set("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") }
         for variable in config.envs { set(variable.key, variable.value) }
-        if !sandbox.hostNetwork, values["HOSTNAME"] == nil {
-            set("HOSTNAME", sandbox.config.hostname.isEmpty ? sandbox.config.metadata?.name ?? "" : sandbox.config.hostname)
+        if values["HOSTNAME"] == nil {
+            // As containerd: the pod's hostname, the node's for host-network pods.
+            set("HOSTNAME", sandbox.hostNetwork ? PodRuntime.hostHostname()
+                : (sandbox.config.hostname.isEmpty ? sandbox.config.metadata?.name ?? "" : sandbox.config.hostname))
         }
         return order.map { "\($0)=\(values[$0]!)" }
     }

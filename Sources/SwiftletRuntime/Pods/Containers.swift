@@ -14,6 +14,12 @@ extension PodRuntime {
 
     /// CreateContainer.
     public func createContainer(sandboxID: String, config: CRI.ContainerConfig) async throws(CRIError) -> String {
+        try await podLocks.withLock(sandboxID) { () throws(CRIError) -> String in
+            try await createContainerLocked(sandboxID: sandboxID, config: config)
+        }
+    }
+
+    private func createContainerLocked(sandboxID: String, config: CRI.ContainerConfig) async throws(CRIError) -> String {
         let sandbox = try sandbox(sandboxID)
         guard let metadata = config.metadata, !metadata.name.isEmpty else {
             throw CRIError.invalidArgument("container config needs metadata with a name")
@@ -23,7 +29,8 @@ extension PodRuntime {
         }
         let imageName = config.image?.image ?? ""
         guard !imageName.isEmpty else { throw CRIError.invalidArgument("container config needs an image") }
-        guard let image = images.resolve(imageName) else {
+        let images = self.images
+        guard let image = await Offload.run({ images.resolve(imageName) }) else {
             throw CRIError.notFound("image \"\(imageName)\" not found: pull it first")
         }
         let podMetadata = sandbox.config.metadata ?? PodSandboxMetadata()
@@ -31,7 +38,6 @@ extension PodRuntime {
         let name = "\(metadata.name)_\(podMetadata.name)_\(podMetadata.namespace)_\(podMetadata.uid)_\(metadata.attempt)"
         try reserve(name: name, for: id)
         let directory = rootfsDirectory(id)
-        let images = self.images
         do {
             let rootfs = try await Offload.throwing { () throws(CRIError) -> String in
                 do {
@@ -42,7 +48,7 @@ extension PodRuntime {
             }
             let holderPID = sandbox.pidHolder.flatMap { containerizer.info(id: $0) }.flatMap { $0.state == .running ? $0.pid : nil }
             let spec = ContainerSpec(config: config, sandbox: sandbox, imageConfig: image.configuration.config, rootfs: rootfs, pins: pins(sandboxID),
-                                     podDirectory: podDirectory(sandboxID), podPIDHolder: holderPID,
+                                     podDirectory: podDirectory(sandboxID), cgroupParent: cgroupParent(of: sandbox), podPIDHolder: holderPID,
                                      targetPID: { [containerizer] target in
                                          containerizer.info(id: target).flatMap { $0.state == .running ? $0.pid : nil }
                                      })
@@ -54,7 +60,7 @@ extension PodRuntime {
             let record = ContainerRecord(id: id, name: name, sandboxID: sandboxID, createdAt: nowNanoseconds(), imageName: imageName,
                                          imageID: image.id.description, imageRef: imageRef, launch: launch, config: config)
             try store.save(record)
-            state.withLock { $0.put(record, state: .containerCreated) }
+            state.withLock { $0.put(record, state: .containerCreated) }  // under the pod's lock: nothing started it yet
             publish(.containerCreatedEvent, id)
             logger.info("container created", metadata: ["container": "\(name)", "id": "\(id)", "image": "\(imageName)"])
             return id
@@ -68,7 +74,12 @@ extension PodRuntime {
     /// StartContainer. A start that fails leaves the container EXITED with the reason, as
     /// containerd does (StartError, exit code 128).
     public func startContainer(_ id: String) async throws(CRIError) {
-        var record = try container(id)
+        let sandboxID = try container(id).sandboxID
+        try await podLocks.withLock(sandboxID) { () throws(CRIError) in try await startContainerLocked(id) }
+    }
+
+    private func startContainerLocked(_ id: String) async throws(CRIError) {
+        var record = try container(id)  // again, under the lock: it may have been removed or started
         guard !record.started else {
             throw CRIError(.failedPrecondition, "container \(id) was already started (its state is \(containerState(record).protoName))")
         }
@@ -81,8 +92,8 @@ extension PodRuntime {
         if case .failure(let error) = result {
             record.startFailure = .init(finishedAt: nowNanoseconds(), message: error.description)
         }
-        let current = containerState(record)
-        state.withLock { $0.put(record, state: current) }
+        let started = record
+        state.withLock { $0.put(started, state: containerState(started)) }  // an exit may be recorded already
         try store.save(record)
         switch result {
         case .success(let info):
@@ -101,7 +112,8 @@ extension PodRuntime {
         guard let info = containerizer.info(id: id), info.state == .running else { return }
         let containerizer = self.containerizer
         if timeout > 0 {
-            try? containerizer.kill(id: id, signal: stopSignal(record))
+            let signal = await Offload.run { self.stopSignal(record) }  // reads the image config
+            try? containerizer.kill(id: id, signal: signal)
             // Whichever comes first: the exit, or the timeout and then SIGKILL (whose exit the
             // waiter then sees).
             await withTaskGroup(of: Void.self) { group in
@@ -114,11 +126,9 @@ extension PodRuntime {
                 group.cancelAll()
             }
         } else {
-            do {
-                try containerizer.kill(id: id, signal: SIGKILL)
-            } catch {
-                throw CRIError(.internal, "failed to kill container \(id): \(error)")
-            }
+            // Killing the cgroup can take a freezer round trip: not on the caller's thread.
+            let killed = await Offload.run { Result { () throws(ContainerizerError) in try containerizer.kill(id: id, signal: SIGKILL) } }
+            if case .failure(let error) = killed { throw CRIError(.internal, "failed to kill container \(id): \(error)") }
         }
         _ = try? await containerizer.wait(id: id)
         logger.info("container stopped", metadata: ["container": "\(record.name)", "id": "\(id)"])
@@ -137,6 +147,12 @@ extension PodRuntime {
     /// RemoveContainer: a running container is killed first. Removing an unknown container
     /// succeeds.
     public func removeContainer(_ id: String) async throws(CRIError) {
+        guard let sandboxID = state.withLock({ $0.containers[id]?.sandboxID }) else { return }
+        try await podLocks.withLock(sandboxID) { () throws(CRIError) in try await removeContainerLocked(id) }
+    }
+
+    /// RemoveContainer with the pod's lock held (by the caller, or by RemovePodSandbox).
+    func removeContainerLocked(_ id: String) async throws(CRIError) {
         guard let record = state.withLock({ $0.containers[id] }) else { return }
         let containerizer = self.containerizer, images = self.images, directory = rootfsDirectory(id)
         let failure = await Offload.run { () -> String? in
@@ -144,7 +160,8 @@ extension PodRuntime {
                 do {
                     try containerizer.destroy(id: id)
                 } catch {
-                    return "\(error)"
+                    // Gone already (a concurrent removal): removal is idempotent.
+                    if (error as? ContainerizerError)?.kind != .notFound { return "\(error)" }
                 }
             }
             do {
@@ -260,6 +277,11 @@ extension PodRuntime {
 
     /// UpdateContainerResources: new cgroup limits, live.
     public func updateResources(_ id: String, _ resources: LinuxContainerResources) async throws(CRIError) {
+        let sandboxID = try container(id).sandboxID
+        try await podLocks.withLock(sandboxID) { () throws(CRIError) in try await updateResourcesLocked(id, resources) }
+    }
+
+    private func updateResourcesLocked(_ id: String, _ resources: LinuxContainerResources) async throws(CRIError) {
         var record = try container(id)
         let limits = ContainerSpec.limits(resources)
         if containerizer.info(id: id)?.state == .running {
@@ -276,20 +298,20 @@ extension PodRuntime {
         } else {
             record.config.linux = LinuxContainerConfig(resources: resources)
         }
-        let updated = record, current = containerState(record)
-        state.withLock { $0.put(updated, state: current) }
+        let updated = record
+        state.withLock { $0.put(updated, state: containerState(updated)) }
         try store.save(updated)
     }
 
     /// ReopenContainerLog.
-    public func reopenLog(_ id: String) throws(CRIError) {
+    public func reopenLog(_ id: String) async throws(CRIError) {
         _ = try container(id)
         guard containerizer.info(id: id)?.state == .running else {
             throw CRIError(.failedPrecondition, "container \(id) is not running")
         }
-        do {
-            try containerizer.reopenLog(id: id)
-        } catch {
+        let containerizer = self.containerizer
+        let result = await Offload.run { Result { () throws(ContainerizerError) in try containerizer.reopenLog(id: id) } }
+        if case .failure(let error) = result {
             throw CRIError(.internal, "failed to reopen the log of container \(id): \(error)")
         }
     }
@@ -332,12 +354,28 @@ extension PodRuntime {
 
     /// Called by the containerizer with every exit.
     public func containerExited(_ id: String) {
-        let known = state.withLock { state -> Bool in
-            guard state.containers[id] != nil else { return false }
-            state.markExited(id)
-            return true
+        enum Whose { case container, holder(SandboxRecord), none }
+        let whose = state.withLock { state -> Whose in
+            if state.containers[id] != nil {
+                state.markExited(id)
+                return .container
+            }
+            // A pod's pid-namespace holder: every container of the pod died with it, and no
+            // container can join its namespace again. The pod is not ready (containerd's
+            // handling of a sandbox exit), so the kubelet recreates it.
+            if var sandbox = state.sandboxes.values.first(where: { $0.pidHolder == id }), sandbox.state == .ready {
+                sandbox.state = .notReady
+                state.put(sandbox)
+                return .holder(sandbox)
+            }
+            return .none
         }
-        guard known else { return }
-        publish(.containerStoppedEvent, id)
+        switch whose {
+        case .container: publish(.containerStoppedEvent, id)
+        case .holder(let sandbox):
+            logger.warning("the pod's pid namespace holder exited; the pod is not ready", metadata: ["pod": "\(sandbox.name)", "id": "\(sandbox.id)"])
+            try? store.save(sandbox)
+        case .none: break
+        }
     }
 }

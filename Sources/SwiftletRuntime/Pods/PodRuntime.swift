@@ -31,6 +31,8 @@ public final class PodRuntime: Sendable {
     let monitorPath: String
     let events: ContainerEventBus
     let logger: Logger
+    /// How `cgroup_parent` names are read: cgroupfs paths, or systemd slice names.
+    let cgroupDriver: SwiftletConfig.CgroupDriver
     /// The pod CIDRs UpdateRuntimeConfig set (for CNI configs that ask for `ipRanges`).
     let podCIDRs: @Sendable () -> [String]
 
@@ -93,6 +95,8 @@ public final class PodRuntime: Sendable {
         }
     }
     let state = Mutex(State())
+    /// One lock per pod for its changes (see ``PodLocks``).
+    let podLocks = PodLocks()
 
     /// - Parameters:
     ///   - containerizer: launches and recovers the containers (its state is separate).
@@ -101,6 +105,7 @@ public final class PodRuntime: Sendable {
                 events: ContainerEventBus, monitorPath: String = Launcher.defaultMonitorPath(),
                 podCIDRs: @escaping @Sendable () -> [String] = { [] }, logger: Logger) {
         self.containerizer = containerizer
+        self.cgroupDriver = configuration.cgroupDriver
         self.images = images
         self.cni = CNIRunner(binDirs: configuration.cniBinDirs, cacheDir: configuration.state + "/cni")
         self.cniProbe = CNIConfigProbe(confDir: configuration.cniConfDir, binDirs: configuration.cniBinDirs)
@@ -158,6 +163,13 @@ public final class PodRuntime: Sendable {
             while umount2(podDirectory(name) + "/shm", Int32(MNT_DETACH)) == 0 {}
             try? FileManager.default.removeItem(atPath: podDirectory(name))
         }
+        // Root filesystems no record names (a reboot clears the state, not the root): their
+        // upper layers and the leases that keep image snapshots alive go too.
+        let kept = Set(containers.filter { sandboxIDs.contains($0.sandboxID) }.map(\.id))
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: containersDirectory)) ?? [] where !kept.contains(name) {
+            logger.info("removing an unused container root filesystem", metadata: ["id": "\(name)"])
+            try? images.removeRootfs(at: rootfsDirectory(name))
+        }
         let adopted = containers.filter { sandboxIDs.contains($0.sandboxID) }
         state.withLock { state in
             for sandbox in sandboxes {
@@ -172,6 +184,26 @@ public final class PodRuntime: Sendable {
         logger.info("pods recovered", metadata: [
             "sandboxes": "\(sandboxes.count)", "containers": "\(adopted.count)", "orphansRemoved": "\(orphans.count)",
         ])
+    }
+
+    /// The cgroup a pod's containers go under: its `cgroup_parent` as a path, or with the
+    /// systemd driver a slice name expanded as systemd nests slices
+    /// (`kubepods-burstable-pod1.slice` → `kubepods.slice/kubepods-burstable.slice/…`).
+    func cgroupParent(of sandbox: SandboxRecord) -> String? {
+        guard let parent = sandbox.cgroupParent else { return nil }
+        guard cgroupDriver == .systemd, parent.hasSuffix(".slice"), !parent.contains("/") else { return parent }
+        return Self.expandSlice(parent)
+    }
+
+    static func expandSlice(_ slice: String) -> String {
+        let name = String(slice.dropLast(".slice".count))
+        guard name != "-", !name.isEmpty else { return "/" }
+        var path = "", prefix = ""
+        for part in name.split(separator: "-", omittingEmptySubsequences: false) {
+            prefix = prefix.isEmpty ? String(part) : prefix + "-" + part
+            path += "/" + prefix + ".slice"
+        }
+        return path
     }
 
     // MARK: Lookups

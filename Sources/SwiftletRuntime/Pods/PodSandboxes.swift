@@ -110,7 +110,7 @@ extension PodRuntime {
             mkdir(root, 0o755)
             var holder = LaunchConfig(rootfs: root, args: [])
             holder.holdsPIDNamespace = true
-            holder.cgroupParent = sandbox.cgroupParent
+            holder.cgroupParent = cgroupParent(of: sandbox)
             holder.labels = [Self.sandboxLabel: sandbox.id]
             holder.capabilities = try! Capabilities(names: [])
             if !sandbox.hostNetwork { holder.namespaces.network = .join(pins(sandbox.id).path(.net)); holder.namespaces.uts = .join(pins(sandbox.id).path(.uts)) }
@@ -227,16 +227,12 @@ extension PodRuntime {
     }
 
     /// CNI DEL (idempotent: a second DEL, or a DEL without ADD, is fine).
-    private func detachNetwork(_ sandbox: SandboxRecord) {
+    private func detachNetwork(_ sandbox: SandboxRecord) throws(CNIError) {
         guard let file = sandbox.network, !sandbox.hostNetwork else { return }
         let network = (try? CNINetworkConfig(file: file)) ?? cniProbe.scan().podNetwork.flatMap { try? CNINetworkConfig(file: $0.file) }
         guard let network else { return }
         let (runtimeConfig, arguments) = cniParameters(sandbox)
-        do {
-            try cni.del(network, containerID: sandbox.id, netns: pins(sandbox.id).path(.net), runtimeConfig: runtimeConfig.value, arguments: arguments)
-        } catch {
-            logger.warning("CNI DEL failed", metadata: ["id": "\(sandbox.id)", "error": "\(error)"])
-        }
+        try cni.del(network, containerID: sandbox.id, netns: pins(sandbox.id).path(.net), runtimeConfig: runtimeConfig.value, arguments: arguments)
     }
 
     // MARK: Stop and remove
@@ -244,16 +240,27 @@ extension PodRuntime {
     /// StopPodSandbox: every container killed, the network torn down, the pid holder
     /// stopped. Idempotent; an unknown id is not an error.
     public func stopPodSandbox(_ id: String) async throws(CRIError) {
+        guard state.withLock({ $0.sandboxes[id] != nil }) else { return }
+        try await podLocks.withLock(id) { () throws(CRIError) in try await stopPodSandboxLocked(id) }
+    }
+
+    private func stopPodSandboxLocked(_ id: String) async throws(CRIError) {
         guard let sandbox = state.withLock({ $0.sandboxes[id] }) else { return }
         let containers = state.withLock { $0.containers.values.filter { $0.sandboxID == id }.map(\.id) }
         for container in containers {
             try await stopContainer(container, timeout: 0)
         }
-        guard sandbox.state == .ready else { return }
-        await Offload.run { self.tearDown(sandbox, removeFiles: false) }
+        guard sandbox.tornDown != true else { return }
+        // A DEL that fails fails the stop (the network stays attached, the kubelet retries),
+        // as containerd does: its IP and port mappings must not leak.
+        let detached = await Offload.run { Result { () throws(CNIError) in try self.detachNetwork(sandbox) } }
+        if case .failure(let error) = detached {
+            throw CRIError(.unknown, "failed to destroy network for sandbox \(id): \(error)")
+        }
+        await Offload.run { self.tearDown(sandbox, removeFiles: false, detach: false) }
         var stopped = sandbox
         stopped.state = .notReady
-        stopped.ips = sandbox.ips
+        stopped.tornDown = true
         state.withLock { $0.put(stopped) }
         try store.save(stopped)
         logger.info("pod sandbox stopped", metadata: ["pod": "\(sandbox.name)", "id": "\(id)"])
@@ -262,7 +269,13 @@ extension PodRuntime {
     /// Undoes a sandbox's namespaces, network (unless `detach` is false: StopPodSandbox did)
     /// and holder; with `removeFiles`, its directory.
     func tearDown(_ sandbox: SandboxRecord, removeFiles: Bool, detach: Bool = true) {
-        if detach { detachNetwork(sandbox) }
+        if detach {
+            do {
+                try detachNetwork(sandbox)
+            } catch {
+                logger.warning("CNI DEL failed", metadata: ["id": "\(sandbox.id)", "error": "\(error)"])
+            }
+        }
         if let holder = sandbox.pidHolder { try? containerizer.destroy(id: holder) }
         let pins = pins(sandbox.id)
         pins.remove()
@@ -274,10 +287,15 @@ extension PodRuntime {
     /// RemovePodSandbox: stops it if needed, removes its containers and everything it made.
     /// An unknown id is not an error.
     public func removePodSandbox(_ id: String) async throws(CRIError) {
+        guard state.withLock({ $0.sandboxes[id] != nil }) else { return }
+        try await podLocks.withLock(id) { () throws(CRIError) in try await removePodSandboxLocked(id) }
+    }
+
+    private func removePodSandboxLocked(_ id: String) async throws(CRIError) {
         guard let sandbox = state.withLock({ $0.sandboxes[id] }) else { return }
-        if sandbox.state == .ready { try await stopPodSandbox(id) }
+        if sandbox.tornDown != true { try await stopPodSandboxLocked(id) }
         let containers = state.withLock { $0.containers.values.filter { $0.sandboxID == id }.map(\.id) }
-        for container in containers { try await removeContainer(container) }
+        for container in containers { try await removeContainerLocked(container) }
         // StopPodSandbox (above, or earlier) ran CNI DEL already.
         await Offload.run { self.tearDown(sandbox, removeFiles: true, detach: false) }
         store.removeSandbox(id)

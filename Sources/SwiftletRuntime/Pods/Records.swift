@@ -21,10 +21,13 @@ struct SandboxRecord: Sendable, Codable {
     /// Namespaces pinned for the pod (net, ipc, uts).
     var pinned: [NamespacePins.Kind] = []
     var runtimeHandler: String = ""
+    /// StopPodSandbox finished: the network is detached and the namespaces unpinned. (A pod
+    /// can be not ready without that: its pid-namespace holder died.)
+    var tornDown: Bool?
     /// Not persisted (its own file, protobuf).
     var config = PodSandboxConfig()
 
-    enum CodingKeys: String, CodingKey { case id, name, createdAt, state, ips, network, pidHolder, pinned, runtimeHandler }
+    enum CodingKeys: String, CodingKey { case id, name, createdAt, state, ips, network, pidHolder, pinned, runtimeHandler, tornDown }
 
     var namespaceOptions: NamespaceOption { config.linux?.securityContext?.namespaceOptions ?? NamespaceOption() }
     var hostNetwork: Bool { namespaceOptions.network == .node }
