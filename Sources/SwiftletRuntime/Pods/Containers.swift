@@ -114,24 +114,30 @@ extension PodRuntime {
         if timeout > 0 {
             let signal = await Offload.run { self.stopSignal(record) }  // reads the image config
             try? containerizer.kill(id: id, signal: signal)
-            // Whichever comes first: the exit, or the timeout and then SIGKILL (whose exit the
-            // waiter then sees).
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { _ = try? await containerizer.wait(id: id) }
-                group.addTask {
-                    try? await Task.sleep(for: .seconds(timeout))
-                    if !Task.isCancelled { try? containerizer.kill(id: id, signal: SIGKILL) }
-                }
-                await group.next()
-                group.cancelAll()
-            }
-        } else {
-            // Killing the cgroup can take a freezer round trip: not on the caller's thread.
-            let killed = await Offload.run { Result { () throws(ContainerizerError) in try containerizer.kill(id: id, signal: SIGKILL) } }
-            if case .failure(let error) = killed { throw CRIError(.internal, "failed to kill container \(id): \(error)") }
+            if await waitForExit(id, within: .seconds(timeout)) { return }
         }
-        _ = try? await containerizer.wait(id: id)
+        // Killing the cgroup can take a freezer round trip: not on the caller's thread.
+        let killed = await Offload.run { Result { () throws(ContainerizerError) in try containerizer.kill(id: id, signal: SIGKILL) } }
+        if case .failure(let error) = killed { throw CRIError(.internal, "failed to kill container \(id): \(error)") }
+        // The kill reaches every process of the cgroup; one stuck in the kernel (D state) can
+        // still hold it: give up after a while rather than hang the caller.
+        guard await waitForExit(id, within: .seconds(30)) else {
+            throw CRIError(.deadlineExceeded, "container \(id) did not exit within 30 s of SIGKILL")
+        }
         logger.info("container stopped", metadata: ["container": "\(record.name)", "id": "\(id)"])
+    }
+
+    /// Polls the containerizer's state (cancellable, unlike waiting on the exit) until the
+    /// container is no longer running; false if it still runs after `limit`.
+    func waitForExit(_ id: String, within limit: Duration) async -> Bool {
+        let clock = ContinuousClock()
+        let start = clock.now
+        while containerizer.state(id: id) == .running {
+            let elapsed = clock.now - start
+            guard elapsed < limit else { return false }
+            try? await Task.sleep(for: elapsed < .milliseconds(200) ? .milliseconds(5) : .milliseconds(50))
+        }
+        return true
     }
 
     /// The image's StopSignal, SIGTERM if it has none or names an unknown one.

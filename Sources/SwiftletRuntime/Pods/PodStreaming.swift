@@ -40,9 +40,13 @@ public struct PodStreaming: StreamingRuntime {
         defer { for fd in resizePipe where fd >= 0 { close(fd) } }
         let stdout = io.stdout ?? devnull
         let session: ExecSession
+        let pods = self.pods, stdin = io.stdin ?? devnull, stderr = io.stderr ?? (io.tty ? stdout : devnull)
+        let resize = resizePipe[0] >= 0 ? resizePipe[0] : nil
         do {
-            session = try pods.startExec(containerID, command: command, tty: io.tty, stdin: io.stdin ?? devnull, stdout: stdout,
-                                         stderr: io.stderr ?? (io.tty ? stdout : devnull), resize: resizePipe[0] >= 0 ? resizePipe[0] : nil)
+            // Spawning the monitor and waiting for its exec can block (a hung mount): off the pool.
+            session = try await Offload.throwing { () throws(CRIError) -> ExecSession in
+                try pods.startExec(containerID, command: command, tty: io.tty, stdin: stdin, stdout: stdout, stderr: stderr, resize: resize)
+            }
         } catch {
             throw Self.streamingError(error)
         }
