@@ -200,9 +200,16 @@ struct client {
 };
 
 static struct client clients[MAX_CLIENTS];
-static int stdin_fd = -1;        /* the container's stdin (pipe write end or terminal) */
+static int stdin_fd = -1;        /* the container's stdin (pipe write end or terminal), non-blocking */
+/* Input the container has not read yet: while any is pending no more is taken from clients
+   (their frames wait in their buffers), so a container that does not read its stdin holds
+   back its clients, never the monitor. */
+static char input_pending[65536];
+static size_t input_used = 0, input_offset = 0;
 static int stdin_is_tty = 0;
 static int stdin_once = 0;
+
+static void close_stdin(void);
 
 static void drop_client(struct client *client) {
   if (client->fd < 0) return;
@@ -215,10 +222,39 @@ static void drop_client(struct client *client) {
       ssize_t ignored = write(stdin_fd, &eot, 1);
       (void)ignored;
     } else {
-      close(stdin_fd);
-      stdin_fd = -1;
+      close_stdin();
     }
   }
+}
+
+static void close_stdin(void) {
+  if (stdin_fd >= 0 && !stdin_is_tty) close(stdin_fd);
+  if (!stdin_is_tty) stdin_fd = -1;
+  input_used = input_offset = 0;
+}
+
+/* Writes pending input as far as the container takes it. */
+static void flush_input(void) {
+  while (input_offset < input_used && stdin_fd >= 0) {
+    ssize_t written = write(stdin_fd, input_pending + input_offset, input_used - input_offset);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return;
+      close_stdin(); /* the reader is gone */
+      return;
+    }
+    input_offset += (size_t)written;
+  }
+  input_used = input_offset = 0;
+}
+
+/* Queues input (at most one frame, and only when nothing is pending) and writes what it can. */
+static void send_input(const char *data, size_t length) {
+  if (stdin_fd < 0) return;
+  memcpy(input_pending, data, length);
+  input_used = length;
+  input_offset = 0;
+  flush_input();
 }
 
 /* Binds the attach socket at path (in a 0700 directory of the agent's state; a stale one is
@@ -291,15 +327,9 @@ static void broadcast(unsigned char type, const char *data, size_t length) {
   }
 }
 
-static void read_client(struct client *client, int tty_master) {
-  ssize_t got = read(client->fd, client->buffer + client->used, sizeof(client->buffer) - client->used);
-  if (got <= 0) {
-    if (got < 0 && (errno == EINTR || errno == EAGAIN)) return;
-    drop_client(client);
-    return;
-  }
-  client->used += (size_t)got;
-  while (client->used >= 5) {
+/* Handles the complete frames a client sent, until input is pending. */
+static void parse_client(struct client *client, int tty_master) {
+  while (client->fd >= 0 && client->used >= 5 && input_used == 0) {
     size_t length = ((size_t)client->buffer[1] << 24) | ((size_t)client->buffer[2] << 16) |
                     ((size_t)client->buffer[3] << 8) | client->buffer[4];
     if (length > FRAME_MAX) {
@@ -319,15 +349,11 @@ static void read_client(struct client *client, int tty_master) {
             ssize_t ignored = write(stdin_fd, &eot, 1);
             (void)ignored;
           } else {
-            close(stdin_fd);
-            stdin_fd = -1;
+            close_stdin();
           }
         }
-      } else if (stdin_fd >= 0) {
-        if (write_all_fd(stdin_fd, data, length) != 0 && !stdin_is_tty) {
-          close(stdin_fd);
-          stdin_fd = -1;
-        }
+      } else {
+        send_input(data, length);
       }
     } else if (type == 4 && tty_master >= 0) {
       char text[32];
@@ -343,6 +369,19 @@ static void read_client(struct client *client, int tty_master) {
     memmove(client->buffer, client->buffer + 5 + length, client->used - 5 - length);
     client->used -= 5 + length;
   }
+}
+
+static void read_client(struct client *client, int tty_master) {
+  if (client->used < sizeof(client->buffer)) {
+    ssize_t got = read(client->fd, client->buffer + client->used, sizeof(client->buffer) - client->used);
+    if (got <= 0) {
+      if (got < 0 && (errno == EINTR || errno == EAGAIN)) return;
+      drop_client(client);
+      return;
+    }
+    client->used += (size_t)got;
+  }
+  parse_client(client, tty_master);
 }
 
 /* ---- the monitor ---------------------------------------------------------------------- */
@@ -602,13 +641,19 @@ static int run_exec(const struct spec *spec, int resize_fd) {
 
   int status = 0;
   if (spec->tty && tty_master >= 0) {
-    /* Relay: stdin -> terminal, terminal -> stdout, until the terminal has no writer left. */
+    /* Relay: stdin -> terminal, terminal -> stdout, until the terminal has no writer left.
+       Input waits (pending) while the terminal is full, so a process busy writing its echo
+       never deadlocks against the relay writing its input. */
     int input_open = 1;
     char pending[256];
     size_t pending_used = 0;
     int child_done = 0;
+    stdin_fd = tty_master;
+    stdin_is_tty = 1;
+    fcntl(tty_master, F_SETFL, fcntl(tty_master, F_GETFL) | O_NONBLOCK);
     for (;;) {
-      struct pollfd fds[3] = {{tty_master, POLLIN, 0}, {input_open ? 0 : -1, POLLIN, 0}, {resize_fd, POLLIN, 0}};
+      struct pollfd fds[3] = {{tty_master, (short)(POLLIN | (input_used > 0 ? POLLOUT : 0)), 0},
+                              {input_open && input_used == 0 ? 0 : -1, POLLIN, 0}, {resize_fd, POLLIN, 0}};
       int ready = poll(fds, 3, child_done ? 100 : 500);
       if (ready < 0 && errno != EINTR) break;
       if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -620,15 +665,17 @@ static int run_exec(const struct spec *spec, int resize_fd) {
           break; /* EIO: the last writer closed its end */
         }
       }
+      if (fds[0].revents & POLLOUT) flush_input();
       if (input_open && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
         char data[65536];
         ssize_t count = read(0, data, sizeof(data));
         if (count > 0) {
-          write_all_fd(tty_master, data, (size_t)count);
+          send_input(data, (size_t)count);
         } else if (count == 0 || (errno != EINTR && errno != EAGAIN)) {
           input_open = 0;
           char eot = 4; /* end of input at the terminal: ^D */
-          write_all_fd(tty_master, &eot, 1);
+          ssize_t ignored = write(tty_master, &eot, 1);
+          (void)ignored;
         }
       }
       if (resize_fd >= 0 && (fds[2].revents & POLLIN)) apply_resizes(resize_fd, tty_master, pending, &pending_used);
@@ -755,6 +802,7 @@ int main(int argc, char **argv) {
   if (spec.stdin_open) {
     stdin_fd = spec.tty ? tty_master : in[1];
     stdin_is_tty = spec.tty;
+    if (stdin_fd >= 0) fcntl(stdin_fd, F_SETFL, fcntl(stdin_fd, F_GETFL) | O_NONBLOCK);
   } else if (in[1] >= 0) {
     close(in[1]);
   }
@@ -781,9 +829,13 @@ int main(int argc, char **argv) {
   struct timespec exit_time = {0, 0};
   long drain_deadline_ms = -1;
   for (;;) {
-    struct pollfd fds[4 + MAX_CLIENTS] = {{signals, POLLIN, 0}, {streams[0].fd, POLLIN, 0}, {streams[1].fd, POLLIN, 0},
+    struct pollfd fds[5 + MAX_CLIENTS] = {{signals, POLLIN, 0}, {streams[0].fd, POLLIN, 0}, {streams[1].fd, POLLIN, 0},
                                           {exited ? -1 : listener, POLLIN, 0}};
-    for (int i = 0; i < MAX_CLIENTS; i++) fds[4 + i] = (struct pollfd){clients[i].fd, POLLIN, 0};
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      int full = clients[i].used == sizeof(clients[i].buffer);
+      fds[4 + i] = (struct pollfd){clients[i].fd, (short)(input_used > 0 || full ? 0 : POLLIN), 0};
+    }
+    fds[4 + MAX_CLIENTS] = (struct pollfd){input_used > 0 ? stdin_fd : -1, POLLOUT, 0};
     int open_streams = (streams[0].fd >= 0) + (streams[1].fd >= 0);
     if (exited && open_streams == 0) break;
     int timeout = -1;
@@ -795,9 +847,13 @@ int main(int argc, char **argv) {
       if (now_ms >= drain_deadline_ms) break; /* something the container left holds the pipe */
       timeout = (int)(drain_deadline_ms - now_ms);
     }
-    int ready = poll(fds, 4 + MAX_CLIENTS, timeout);
+    int ready = poll(fds, 5 + MAX_CLIENTS, timeout);
     if (ready < 0 && errno != EINTR) break;
     if (fds[3].revents & POLLIN) accept_client(listener);
+    if (fds[4 + MAX_CLIENTS].revents) {
+      flush_input();
+      for (int i = 0; i < MAX_CLIENTS && input_used == 0; i++) parse_client(&clients[i], spec.tty ? tty_master : -1);
+    }
     for (int i = 0; i < MAX_CLIENTS; i++) {
       if (clients[i].fd >= 0 && fds[4 + i].fd == clients[i].fd && (fds[4 + i].revents & (POLLIN | POLLHUP | POLLERR))) {
         read_client(&clients[i], spec.tty ? tty_master : -1);

@@ -179,4 +179,26 @@ struct PodPrimitivesTests {
         let rules = readFile("\(test.containerizer.layout.v1["devices"]!)/\(test.cgroupsRoot)/dev/devices.list")
         #expect(rules.contains("c 10:229 rw"))
     }
+
+    @Test("attach input to a container busy writing output neither blocks the monitor nor loses the output")
+    func attachBackpressure() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        var config = test.config("head -c 4000000 /dev/zero | od | tail -1; cat > /dev/null; echo done")
+        config.stdin = true
+        config.stdinOnce = true
+        config.logPath = test.tree.path + "/busy.log"
+        try test.containerizer.launch(id: "busy", config: config)
+        let session = try test.containerizer.attach(id: "busy")
+        let input = [UInt8](repeating: 0x61, count: 60_000)
+        let sender = Thread {
+            for _ in 0..<20 { session.sendStdin(input[...]) }
+            session.sendStdin([])
+        }
+        sender.start()
+        session.pumpOutput(stdout: nil, stderr: nil)
+        let exit = try await test.containerizer.wait(id: "busy")
+        #expect(exit.exitCode == 0)
+        #expect(readFile(config.logPath!).contains("stdout F done"))
+    }
 }
