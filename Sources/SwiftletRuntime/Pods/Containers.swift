@@ -87,6 +87,9 @@ extension PodRuntime {
             throw CRIError(.failedPrecondition, "pod sandbox \(record.sandboxID) of container \(id) is not ready")
         }
         record.started = true
+        // Recorded before the launch: an agent killed during it comes back to a container
+        // that is running (adopted) or UNKNOWN, never to one that looks never started.
+        try store.save(record)
         let launch = record.launch, containerizer = self.containerizer
         let result = await Offload.run { Result { () throws(ContainerizerError) -> ContainerInfo in try containerizer.launch(id: id, config: launch) } }
         if case .failure(let error) = result {
