@@ -87,8 +87,15 @@ let package = Package(
         /// Docker Registry HTTP API v2 / OCI distribution client: auth challenges, hosts.toml,
         /// retries, verified downloads into the content store.
         .target(name: "RegistryClient", dependencies: ["ImageStore", "CSwiftletHTTP"]),
-        /// libcurl for the registry client.
+        /// libcurl for the registry client and the Kubernetes API client.
         .target(name: "CSwiftletHTTP", linkerSettings: [.linkedLibrary("curl")]),
+
+        // MARK: Kubernetes
+
+        /// The Kubernetes API client: kubeconfig (KUBECONFIG conventions), HTTPS through libcurl
+        /// (client certificates, bearer tokens), typed verbs on JSON-backed resources, watches,
+        /// metav1.Status errors, retries.
+        .target(name: "KubeClient", dependencies: ["CSwiftletHTTP", "Yams"]),
 
         // MARK: Streaming
 
@@ -137,6 +144,7 @@ let package = Package(
             name: "StreamingServerTests",
             dependencies: ["StreamingServer", "CSwiftletStreaming", "SwiftletTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
+        .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "SwiftletTestSupport"]),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",
