@@ -11,12 +11,14 @@ extension KubeClient {
     }
 
     /// GET a collection. `resourceVersion` "0" serves from the watch cache; nil reads the
-    /// latest from etcd. Selectors are the API's (`spec.nodeName=n1`, `app=web,tier!=db`).
+    /// latest from etcd; with `resourceVersionMatch` "Exact" the list is read at that revision
+    /// (410 Gone once etcd has compacted it). Selectors are the API's (`spec.nodeName=n1`, `app=web,tier!=db`).
     /// The list's `metadata.resourceVersion` is where a following ``watch(_:resourceVersion:labelSelector:fieldSelector:allowWatchBookmarks:timeoutSeconds:)`` starts.
-    public func list(_ path: String, resourceVersion: String? = nil, labelSelector: String? = nil, fieldSelector: String? = nil,
-                     limit: Int? = nil, continueToken: String? = nil) async throws(KubeAPIError) -> JSONValue {
+    public func list(_ path: String, resourceVersion: String? = nil, resourceVersionMatch: String? = nil, labelSelector: String? = nil,
+                     fieldSelector: String? = nil, limit: Int? = nil, continueToken: String? = nil) async throws(KubeAPIError) -> JSONValue {
         var query = Query()
         query.add("resourceVersion", resourceVersion)
+        query.add("resourceVersionMatch", resourceVersionMatch)
         query.add("labelSelector", labelSelector)
         query.add("fieldSelector", fieldSelector)
         query.add("limit", limit.map(String.init))
