@@ -9,7 +9,7 @@ import Foundation
 /// may be any `Encodable`, ``JSONValue`` included; models encode only the fields they know, so
 /// prefer ``JSONValue`` or a patch for a read-modify-write of objects with fields the model lacks.
 ///
-/// Blocking transfers run on a dedicated dispatch queue, never on the Swift cooperative pool;
+/// Blocking transfers run each on a thread of its own, never on the Swift cooperative pool;
 /// cancelling the calling task cancels the transfer.
 public final class KubeClient: Sendable {
     /// The server and credentials in use.

@@ -1,5 +1,4 @@
 import CSwiftletHTTP
-import Dispatch
 import Foundation
 
 /// One HTTP request for the transport (headers as "Name: value" lines).
@@ -128,12 +127,16 @@ private final class CArena {
     }
 }
 
-/// Runs libcurl's blocking transfers on a dedicated dispatch queue — never on the Swift
-/// cooperative pool — and bridges them to async callers with continuations.
+/// Runs libcurl's blocking transfers each on a thread of its own — never on the Swift
+/// cooperative pool, nor on a dispatch pool whose width long watches could exhaust — and bridges
+/// them to async callers with continuations.
 enum Transport {
-    /// Blocking transfers (each may last as long as a watch): an overcommitting concurrent
-    /// queue, so a blocked transfer gets its own thread.
-    static let queue = DispatchQueue(label: "swiftlet.kubeclient.http", attributes: .concurrent)
+    /// Runs `work` (one blocking transfer) on a new thread that ends with it.
+    static func start(_ work: @escaping @Sendable () -> Void) {
+        let thread = Thread(block: work)
+        thread.name = "kubeclient-http"
+        thread.start()
+    }
 
     /// Performs a request and collects the body (for every status). Cancelling the calling task
     /// cancels the transfer.
@@ -141,7 +144,7 @@ enum Transport {
         let transfer = Transfer()
         let result: Result<HTTPResponse, KubeAPIError> = await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                queue.async {
+                start {
                     let collected = Collector()
                     var result = transfer.performBlocking(request, tls: tls) { _, chunk in
                         collected.bytes.append(contentsOf: chunk)

@@ -35,7 +35,7 @@ extension KubeClient {
         let transfer = Transfer()
         continuation.onTermination = { _ in transfer.cancel() }
         let tls = self.tls
-        Transport.queue.async {
+        Transport.start {
             let state = WatchState()
             let result = transfer.performBlocking(request, tls: tls) { status, chunk in
                 guard status == 200 else {

@@ -259,6 +259,13 @@ private struct Context {
         #expect(otherNode.isForbidden, "\(otherNode)")
         let missing = try await #require(throws: KubeAPIError.self) { try await admin.get("/api/v1/namespaces/default/pods/nope") }
         #expect(missing.isNotFound && missing.message == "pods \"nope\" not found", "\(missing)")
+        var watchError: KubeAPIError?
+        do {
+            for try await event in node.watch("/api/v1/secrets") { Issue.record("unexpected \(event.type)") }
+        } catch let failure as KubeAPIError {
+            watchError = failure
+        }
+        #expect(watchError?.isForbidden == true && watchError?.status?.code == 403, "\(String(describing: watchError))")
         let raw = try await node.send(method: "GET", path: "/api/v1/namespaces/default/secrets")
         #expect(raw.status == 403)
         #expect(raw.headers["content-type"] == "application/json")

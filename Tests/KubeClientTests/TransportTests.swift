@@ -66,6 +66,21 @@ struct TransportTests {
         #expect(server.closedConnections >= 2)
     }
 
+    @Test func manyOpenWatchesDoNotStarveRequests() async throws {
+        let server = try TinyHTTPServer { request in request.contains("watch=1") ? nil : (200, #"{"kind":"Status"}"#) }
+        defer { server.stop() }
+        let client = KubeClient(configuration: KubeClientConfiguration(server: "http://127.0.0.1:\(server.port)"))
+        let watches = (0..<12).map { _ in Task { for try await _ in client.watch("/api/v1/pods") {} } }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while server.requests.count < 12, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(server.requests.count == 12)
+        let started = ContinuousClock.now
+        #expect(try await client.get("/version")["kind"] == "Status")
+        #expect(ContinuousClock.now - started < .seconds(1))
+        for watch in watches { watch.cancel() }
+        for watch in watches { _ = await watch.result }
+    }
+
     @Test func connectionRefusedIsATransientTransportError() async throws {
         let server = try TinyHTTPServer { _ in nil }
         let port = server.port
