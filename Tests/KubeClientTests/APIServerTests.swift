@@ -22,6 +22,7 @@ struct APIServerTests {
             try await context.goneForTooOldResourceVersion()
             try await context.forbiddenAndNotFound()
             try await context.bearerTokens()
+            try await context.certificateFiles()
             try await context.untrustedServer()
         } catch {
             failure = error
@@ -330,6 +331,32 @@ private struct Context {
         try tree.write("token", "not-a-valid-token")
         let rejected = try await #require(throws: KubeAPIError.self) { try await byFile.list("/api/v1/namespaces/default/pods") }
         #expect(rejected.isUnauthorized && rejected.reason == "Unauthorized", "\(rejected)")
+    }
+
+    /// The node's identity from certificate and key files (relative to the kubeconfig), the CA
+    /// from a file.
+    func certificateFiles() async throws {
+        let tree = try TemporaryTree(prefix: "kubeclient-files")
+        for name in ["node.crt", "node.key", "ca.crt"] {
+            try FileManager.default.copyItem(atPath: "\(cluster.pki)/\(name)", toPath: "\(tree.path)/\(name)")
+        }
+        let path = try tree.write("kubeconfig", """
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - {name: local, cluster: {server: "\(cluster.server)", certificate-authority: ca.crt}}
+            users:
+            - {name: node, user: {client-certificate: node.crt, client-key: node.key}}
+            contexts:
+            - {name: node, context: {cluster: local, user: node}}
+            current-context: node
+            """)
+        let client = try KubeClient(configuration: try KubeConfig.load(explicitPath: path, environment: [:]).clientConfiguration())
+        let seen = try await client.get(nodePath, as: Node.self)
+        #expect(seen.metadata.name == name)
+        let refused = try await #require(throws: KubeAPIError.self) { try await client.get("/api/v1/nodes/someone-else-entirely") }
+        // The Node authorizer lets a node read nodes; the object does not exist.
+        #expect(refused.isNotFound, "\(refused)")
     }
 
     /// A server whose certificate the configured CA did not sign fails as a transport error.
