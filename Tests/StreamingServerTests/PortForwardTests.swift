@@ -30,7 +30,9 @@ import Testing
     @Test func spdyFailureIsWrittenOnTheErrorStream() async throws {
         try await withServer { server, _ in
             let url = server.portForwardURL(podSandboxID: "pod1", port: nil)
-            let port = closedPort()
+            let closed = ClosedPort()
+            defer { withExtendedLifetime(closed) {} }
+            let port = closed.port
             let (errorText, rejected) = try await blocking { () -> (String, UInt8?) in
                 let client = try SPDYTestClient(url: url, protocols: ["portforward.k8s.io"])
                 let headers = [("port", "\(port)"), ("requestid", "1")]

@@ -48,6 +48,8 @@ print(json.dumps(out))
             func exec(_ command: [String], stdin: Bool = false, tty: Bool = false) -> String {
                 server.execURL(containerID: "c1", command: command, tty: tty, stdin: stdin, stdout: true, stderr: !tty)
             }
+            let closed = ClosedPort()
+            defer { withExtendedLifetime(closed) {} }
             let urls: [String: String] = [
                 "ok": exec(["/bin/sh", "-c", "printf out; printf err >&2"]),
                 "fail": exec(["/bin/sh", "-c", "printf partial; exit 42"]),
@@ -60,7 +62,7 @@ print(json.dumps(out))
                 "pfbad": server.portForwardURL(podSandboxID: "pod1", port: nil),
                 "pfws": server.portForwardURL(podSandboxID: "pod1", port: nil),
                 "port": "\(echo.port)",
-                "closed": "\(closedPort())",
+                "closed": "\(closed.port)",
             ]
             let arguments = [Self.e2eDirectory, String(decoding: try JSONEncoder().encode(urls), as: UTF8.self)]
             let output = try await blocking { try Self.runPython(arguments) }

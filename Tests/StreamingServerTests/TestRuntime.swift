@@ -134,18 +134,27 @@ final class EchoServer: Sendable {
 }
 
 /// A port on 127.0.0.1 nothing listens on (bound, then closed).
-func closedPort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
-            _ = bind(fd, pointer, length)
-            return getsockname(fd, pointer, &length)
+/// A loopback TCP port that refuses connections for as long as this value lives: its socket
+/// stays bound without listening, so no other test can take the port meanwhile.
+final class ClosedPort: @unchecked Sendable {
+    let port: UInt16
+    private let fd: Int32
+
+    init() {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = self.fd
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                _ = bind(fd, pointer, length)
+                return getsockname(fd, pointer, &length)
+            }
         }
+        port = UInt16(bigEndian: address.sin_port)
     }
-    return UInt16(bigEndian: address.sin_port)
+
+    deinit { close(fd) }
 }
