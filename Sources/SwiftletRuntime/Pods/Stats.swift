@@ -9,12 +9,22 @@ import Glibc
 /// Container and pod statistics: cgroup CPU and memory (the kubelet's working set), the
 /// writable layer's size, and the pod network namespace's interface counters.
 extension PodRuntime {
-    /// ContainerStats for one container; nil if it is gone.
+    /// ContainerStats for one container (zeros when it does not run).
     func stats(of record: ContainerRecord) -> ContainerStats {
+        stats(of: record, usage: cgroupUsage(record))
+    }
+
+    /// The container's cgroup usage when it runs: read once per stats call.
+    private func cgroupUsage(_ record: ContainerRecord) -> CgroupUsage? {
+        guard containerizer.state(id: record.id) == .running else { return nil }
+        return try? containerizer.usage(id: record.id)
+    }
+
+    private func stats(of record: ContainerRecord, usage: CgroupUsage?) -> ContainerStats {
         let now = nowNanoseconds()
         var stats = ContainerStats(attributes: ContainerAttributes(id: record.id, metadata: record.config.metadata,
                                                                    labels: record.config.labels, annotations: record.config.annotations))
-        if containerizer.info(id: record.id)?.state == .running, let usage = try? containerizer.usage(id: record.id) {
+        if let usage {
             stats.cpu = CpuUsage(timestamp: now, usageCoreNanoSeconds: UInt64Value(value: usage.cpuNanoseconds),
                                  usageNanoCores: UInt64Value(value: nanoCores(record.id, usage.cpuNanoseconds, at: now)))
             var memory = MemoryUsage(timestamp: now, workingSetBytes: UInt64Value(value: usage.memoryWorkingSetBytes),
@@ -45,7 +55,7 @@ extension PodRuntime {
     func listStats(_ filter: ContainerStatsFilter?) -> [ContainerStats] {
         let records = state.withLock { Array($0.containers.values) }
         return records.filter { record in
-            guard containerizer.info(id: record.id)?.state == .running else { return false }
+            guard containerizer.state(id: record.id) == .running else { return false }
             guard let filter else { return true }
             if !filter.id.isEmpty && !record.id.hasPrefix(filter.id) { return false }
             if !filter.podSandboxId.isEmpty && !record.sandboxID.hasPrefix(filter.podSandboxId) { return false }
@@ -59,15 +69,16 @@ extension PodRuntime {
     func stats(of sandbox: SandboxRecord) -> PodSandboxStats {
         let now = nowNanoseconds()
         let records = state.withLock { $0.containers.values.filter { $0.sandboxID == sandbox.id } }
-        let containers = records.filter { containerizer.info(id: $0.id)?.state == .running }.map(stats(of:))
-        var cpu: UInt64 = 0, nanoCores: UInt64 = 0, workingSet: UInt64 = 0, usage: UInt64 = 0, processes: UInt64 = 0
+        let running = records.compactMap { record in cgroupUsage(record).map { (record, $0) } }
+        let containers = running.map { stats(of: $0.0, usage: $0.1) }
+        let processes = running.reduce(0) { $0 + $1.1.pids }
+        var cpu: UInt64 = 0, nanoCores: UInt64 = 0, workingSet: UInt64 = 0, usage: UInt64 = 0
         for stats in containers {
             cpu += stats.cpu?.usageCoreNanoSeconds?.value ?? 0
             nanoCores += stats.cpu?.usageNanoCores?.value ?? 0
             workingSet += stats.memory?.workingSetBytes?.value ?? 0
             usage += stats.memory?.usageBytes?.value ?? 0
         }
-        for record in records { processes += (try? containerizer.usage(id: record.id))?.pids ?? 0 }
         var linux = LinuxPodSandboxStats(
             cpu: CpuUsage(timestamp: now, usageCoreNanoSeconds: UInt64Value(value: cpu), usageNanoCores: UInt64Value(value: nanoCores)),
             memory: MemoryUsage(timestamp: now, workingSetBytes: UInt64Value(value: workingSet), usageBytes: UInt64Value(value: usage)),
