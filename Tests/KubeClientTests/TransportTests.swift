@@ -86,13 +86,13 @@ struct TransportTests {
     }
 
     @Test func connectionRefusedIsATransientTransportError() async throws {
-        let server = try TinyHTTPServer { _ in nil }
-        let port = server.port
-        server.stop()
+        let refused = try RefusedPort()
+        let port = refused.port
         let client = KubeClient(configuration: KubeClientConfiguration(server: "http://127.0.0.1:\(port)"))
         let error = try await #require(throws: KubeAPIError.self) { try await client.get("/version") }
         #expect(error.kind == .transport && error.isTransient, "\(error)")
         #expect(error.path.hasSuffix("/version"))
+        withExtendedLifetime(refused) {}
     }
 }
 
@@ -131,15 +131,20 @@ final class TinyHTTPServer: @unchecked Sendable {
         thread.start()
     }
 
+    /// Wakes the accept thread, which closes the listener: closing it here, under a blocked
+    /// accept, would free the descriptor number for another test's socket, and this server's
+    /// thread would then accept (and never answer) that test's connections.
     func stop() {
         shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
     }
 
     private func acceptLoop() {
         while true {
             let connection = accept(listener, nil, nil)
-            if connection < 0 { return }
+            if connection < 0 {
+                close(listener)
+                return
+            }
             Thread { [self] in serve(connection) }.start()
         }
     }
@@ -171,4 +176,30 @@ final class TinyHTTPServer: @unchecked Sendable {
             return
         }
     }
+}
+
+/// A loopback port that refuses connections while this value lives: bound, never listening,
+/// so no other test can take the port meanwhile.
+final class RefusedPort {
+    let port: Int
+    private let fd: Int32
+
+    init() throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = self.fd
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer -> Int32 in
+                guard bind(fd, pointer, length) == 0 else { return -1 }
+                return getsockname(fd, pointer, &length)
+            }
+        }
+        guard bound == 0 else { throw POSIXError(.EADDRNOTAVAIL) }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(fd) }
 }

@@ -110,7 +110,9 @@ final class EchoServer: Sendable {
         Thread {
             while true {
                 let client = accept(listener, nil, nil)
-                if client < 0 { return }
+                // Closed here, not in stop(): closing under a blocked accept would free the
+                // number for another test's socket, which this thread would then accept from.
+                if client < 0 { close(listener); return }
                 _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                 Thread {
                     var buffer = [UInt8](repeating: 0, count: 65536)
@@ -130,7 +132,8 @@ final class EchoServer: Sendable {
         }.start()
     }
 
-    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+    /// Wakes the accept thread, which closes the listener.
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)) }
 }
 
 /// A port on 127.0.0.1 nothing listens on (bound, then closed).
