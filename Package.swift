@@ -96,6 +96,29 @@ let package = Package(
         /// (client certificates, bearer tokens), typed verbs on JSON-backed resources, watches,
         /// metav1.Status errors, retries.
         .target(name: "KubeClient", dependencies: ["CSwiftletHTTP", "Yams"]),
+        /// Static pods: manifests (YAML/JSON) in a directory, watched with inotify and rescanned,
+        /// turned into pods as the kubelet names and annotates them.
+        .target(name: "StaticPods", dependencies: ["KubeClient", "Yams"]),
+        /// One account of the node's resources: capacity (the machine, or the enclosing cgroup's
+        /// limits), reservations, eviction thresholds, allocatable, what each side uses, pressure.
+        .target(name: "ResourceLedger"),
+        /// The kubelet API (10250): HTTPS, authentication by client certificate or TokenReview,
+        /// authorization by SubjectAccessReview, the kubelet's paths, streaming proxied.
+        .target(
+            name: "KubeletServer",
+            dependencies: ["CSwiftletTLS", .product(name: "Logging", package: "swift-log")]
+        ),
+        /// OpenSSL (Debian libssl-dev) server-side TLS for the kubelet API.
+        .target(name: "CSwiftletTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        /// The Kubernetes face: registers the Node, renews its Lease, reports its status, runs the
+        /// pods bound to it and the static pods through the runtime, probes, pod status.
+        .target(
+            name: "KubeNode",
+            dependencies: [
+                "KubeClient", "StaticPods", "ResourceLedger", "KubeletServer", "SwiftletRuntime", "CRI", "SwiftletConfig",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
 
         // MARK: Streaming
 
@@ -125,7 +148,7 @@ let package = Package(
         .executableTarget(
             name: "swiftlet",
             dependencies: [
-                "CRIServer", "SwiftletRuntime", "StreamingServer", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore", "RegistryClient", "CNI",
+                "CRIServer", "SwiftletRuntime", "StreamingServer", "KubeNode", "KubeClient", "SwiftletConfig", "SwiftletLogging", "Containerizer", "ImageStore", "RegistryClient", "CNI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -145,6 +168,16 @@ let package = Package(
             dependencies: ["StreamingServer", "CSwiftletStreaming", "SwiftletTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "KubeClientTests", dependencies: ["KubeClient", "SwiftletTestSupport"]),
+        .testTarget(name: "StaticPodsTests", dependencies: ["StaticPods", "KubeClient", "SwiftletTestSupport"]),
+        .testTarget(name: "ResourceLedgerTests", dependencies: ["ResourceLedger", "SwiftletTestSupport"]),
+        .testTarget(
+            name: "KubeletServerTests",
+            dependencies: ["KubeletServer", "SwiftletTestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "KubeNodeTests",
+            dependencies: ["KubeNode", "KubeClient", "ResourceLedger", "StaticPods", "SwiftletTestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "SwiftletLoggingTests", dependencies: ["SwiftletLogging", .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "SwiftletRuntimeTests",

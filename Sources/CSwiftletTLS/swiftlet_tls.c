@@ -1,0 +1,2 @@
+#include "swiftlet_tls.h"
+int swt_placeholder(void) { return 0; }

@@ -1,0 +1,1 @@
+// The Kubernetes face (being written).

@@ -1,0 +1,1 @@
+// The resource ledger (being written).

@@ -1,0 +1,1 @@
+// The static pod source (being written).
