@@ -162,10 +162,10 @@ public struct Quantity: Sendable, Hashable, Comparable, CustomStringConvertible 
         var exponent = -9
         while magnitude % 10 == 0 { magnitude /= 10; exponent += 1 }
         while (exponent % 3 + 3) % 3 != 0 { magnitude *= 10; exponent -= 1 }
-        if format == .decimalExponent {
+        // DecimalSI has no suffix beyond E (10¹⁸): larger amounts print as exponents ("1e21"), as apimachinery.
+        if format == .decimalExponent || exponent > 18 {
             return sign + String(magnitude) + (exponent == 0 ? "" : "e\(exponent)")
         }
-        while exponent > 18 { magnitude *= 10; exponent -= 1 }
         let suffix = ["n", "u", "m", "", "k", "M", "G", "T", "P", "E"][(exponent + 9) / 3]
         return sign + String(magnitude) + suffix
     }

@@ -10,6 +10,10 @@ struct QuantityTests {
         ("1023Ki", "1023Ki"), ("1024", "1024"), ("0.5Ki", "512"), ("-1", "-1"), ("+1", "1"), ("0", "0"),
         ("0Mi", "0"), ("1.5e3", "1500"), ("12e-3", "12e-3"), ("0.012", "12m"), ("1E", "1E"), ("1.5k", "1500"), ("8029264Ki", "8029264Ki"),
         (".5", "500m"), ("5.", "5"), ("1Ei", "1Ei"), ("16Ei", "16Ei"), ("2000m", "2"), ("1048576Ki", "1Gi"), ("250u", "250u"),
+        // From apimachinery's quantity_test.go.
+        ("1024Mi", "1Gi"), ("1000M", "1G"), (".001Ki", "1024m"), (".000001Ki", "1024u"), (".000000001Ki", "1024n"),
+        (".000000000001Ki", "2n"), ("1000E", "1e21"), ("5000E", "5e21"), ("1.08", "1080m"), ("1080000000n", "1080m"),
+        ("0.001e12", "1e9"), ("1000e-12", "1e-9"), ("1025", "1025"), ("307200Ki", "300Mi"), ("1025024Mi", "1001Gi"),
     ]
 
     @Test("parses and prints as the API server does", arguments: canonical)
@@ -39,7 +43,8 @@ struct QuantityTests {
         #expect(Quantity(110).description == "110")
     }
 
-    @Test("bad text is refused, naming it", arguments: ["", "abc", "1K", "1.2.3", "Mi", "1 Gi", " 1", "1e", "1Gb", "--1", ".", "1e1.5", "1Mi5"])
+    @Test("bad text is refused, naming it", arguments: ["", "abc", "1K", "1.2.3", "Mi", "1 Gi", " 1", "1 ", "1e", "1Gb", "--1", ".", "1e1.5", "1Mi5",
+                                                    "1.1.M", "1+1.0M", "0.1mi", "0.1am", "aoeu", ".5i", "1i", "-3.01i", "-3.01e-"])
     func refusesBadText(text: String) {
         #expect {
             _ = try Quantity(parsing: text)
