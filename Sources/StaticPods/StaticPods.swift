@@ -1,1 +1,0 @@
-// The static pod source (being written).
