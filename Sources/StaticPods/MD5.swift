@@ -41,13 +41,16 @@ struct MD5 {
         return digest
     }
 
+    /// The digest as 32 lowercase hex digits (the form of a static pod's UID).
+    consuming func hexDigest() -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        return String(decoding: finalize().flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xf)]] }, as: UTF8.self)
+    }
+
     static func hex(_ text: String) -> String {
         var md5 = MD5()
         md5.update(text)
-        return md5.finalize().map { byte in
-            let digits = Array("0123456789abcdef")
-            return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
-        }.joined()
+        return md5.hexDigest()
     }
 
     private mutating func compress(_ block: [UInt8]) {

@@ -32,9 +32,8 @@ public func isMirrorPod(_ mirror: Pod, of staticPod: StaticPod) -> Bool {
         && hash == (staticPod.pod.metadata.annotations?[StaticPodAnnotation.configHash] ?? staticPod.uid)
 }
 
-/// Whether `pod` is a static pod: its `kubernetes.io/config.source` is a file or an HTTP source
-/// (mirror pods in the API server carry `api`-less annotations copied from the static pod, so check
-/// ``isMirrorPod(_:)`` first for pods read from the API server).
+/// Whether `pod` is a static pod as the node holds it: a `kubernetes.io/config.source` other than
+/// `api`, and not a mirror pod (which carries the static pod's annotations plus `config.mirror`).
 public func isStaticPod(_ pod: Pod) -> Bool {
     guard let source = pod.metadata.annotations?[StaticPodAnnotation.configSource] else { return false }
     return source != "api" && !isMirrorPod(pod)

@@ -164,7 +164,7 @@ public struct StaticPodManifests: Sendable, Hashable {
             md5.update("host:\(nodeName)")
             md5.update("file:\(path)")
             md5.update(document.serialized())
-            uid = md5.finalize().map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+            uid = md5.hexDigest()
         }
         StaticPodDefaults.apply(to: &pod)
         pod.metadata.uid = uid
@@ -235,10 +235,4 @@ func rfc3339Nano(_ date: Date) -> String {
         text += "." + fraction
     }
     return text + "Z"
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
 }

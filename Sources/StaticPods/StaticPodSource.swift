@@ -251,15 +251,18 @@ private final class WatchLoop: Sendable {
         var pathWatch: Int32 = -1
         var parentWatch: Int32 = -1
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var first = true
         while true {
             if inotifyFD >= 0 {
                 if parentWatch < 0 { parentWatch = inotify_add_watch(inotifyFD, parent, Self.parentMask) }
                 if pathWatch < 0 {
                     pathWatch = inotify_add_watch(inotifyFD, path, Self.pathMask)
-                    // It appeared (or came back) since the last look: read it.
-                    if pathWatch >= 0 { continuation.yield(.changed) }
+                    // It appeared (or came back) since the last look: read it. (The first look is
+                    // the consumer's own, just after this watch began.)
+                    if pathWatch >= 0, !first { continuation.yield(.changed) }
                 }
             }
+            first = false
             // While the path is not watched, look again every second (as the kubelet retries).
             let timeout = pathWatch >= 0 ? rescanMilliseconds : min(rescanMilliseconds, 1000)
             var descriptors = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
