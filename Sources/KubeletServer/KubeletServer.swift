@@ -1,1 +1,0 @@
-// The kubelet API server (being written).
