@@ -226,6 +226,14 @@ struct PodModelTests {
         #expect(value == ["apiVersion": "v1", "kind": "Pod", "metadata": ["name": "p"], "spec": ["containers": [["name": "c"]]]])
     }
 
+    @Test func quantitiesWrittenAsNumbersDecodeAsText() throws {
+        let resources = try JSONDecoder().decode(ResourceRequirements.self, from: Data(#"{"limits":{"cpu":2,"memory":"1Gi"},"requests":{"cpu":0.5}}"#.utf8))
+        #expect(resources == ResourceRequirements(limits: ["cpu": "2", "memory": "1Gi"], requests: ["cpu": "0.5"]))
+        #expect(try JSONDecoder().decode(EmptyDirVolumeSource.self, from: Data(#"{"sizeLimit":1000000}"#.utf8)).sizeLimit == "1000000")
+        #expect(try JSONDecoder().decode(ResourceFieldSelector.self, from: Data(#"{"resource":"limits.cpu","divisor":1}"#.utf8)).divisor == "1")
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode(ResourceRequirements.self, from: Data(#"{"limits":{"cpu":true}}"#.utf8)) }
+    }
+
     @Test func intOrStringRejectsOtherTypes() throws {
         #expect(throws: DecodingError.self) { try JSONDecoder().decode(IntOrString.self, from: Data("true".utf8)) }
         #expect(try JSONDecoder().decode([IntOrString].self, from: Data(#"[80,"80"]"#.utf8)) == [.int(80), .string("80")])

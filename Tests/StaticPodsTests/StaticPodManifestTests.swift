@@ -38,6 +38,8 @@ spec:
       requests:
         cpu: 100m
         memory: 100Mi
+      limits:
+        cpu: 2
     livenessProbe:
       httpGet:
         host: 127.0.0.1
@@ -114,6 +116,8 @@ struct StaticPodManifestTests {
         #expect(container.livenessProbe?.httpGet?.port == .int(2381))
         #expect(etcd.pod.spec?.volumes?[3].configMap?.defaultMode == 0o640)
         #expect(etcd.pod.spec?.priority == 2_000_001_000)
+        // A quantity written as a number; requests default to limits per resource.
+        #expect(container.resources == ResourceRequirements(limits: ["cpu": "2"], requests: ["cpu": "100m", "memory": "100Mi"]))
 
         // The API's defaults, as for any pod the workers see.
         #expect(etcd.pod.spec?.restartPolicy == "Always")

@@ -130,6 +130,15 @@ public struct ResourceFieldSelector: Codable, Sendable, Hashable {
         self.resource = resource
         self.divisor = divisor
     }
+
+    private enum CodingKeys: String, CodingKey { case containerName, resource, divisor }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        containerName = try container.decodeIfPresent(String.self, forKey: .containerName)
+        resource = try container.decode(String.self, forKey: .resource)
+        divisor = try container.decodeIfPresent(QuantityText.self, forKey: .divisor)?.text
+    }
 }
 
 /// core/v1 ConfigMapKeySelector.
@@ -189,12 +198,40 @@ public struct SecretEnvSource: Codable, Sendable, Hashable {
 }
 
 /// core/v1 ResourceRequirements: quantities by resource name (`cpu`, `memory`, `ephemeral-storage`).
+/// A hand-written manifest's numbers (`cpu: 1`) decode as their text (`"1"`), as the API accepts them.
 public struct ResourceRequirements: Codable, Sendable, Hashable {
     public var limits: [String: String]?
     public var requests: [String: String]?
     public init(limits: [String: String]? = nil, requests: [String: String]? = nil) {
         self.limits = limits
         self.requests = requests
+    }
+
+    private enum CodingKeys: String, CodingKey { case limits, requests }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        limits = try container.decodeIfPresent([String: QuantityText].self, forKey: .limits)?.mapValues(\.text)
+        requests = try container.decodeIfPresent([String: QuantityText].self, forKey: .requests)?.mapValues(\.text)
+    }
+}
+
+/// A resource.Quantity as JSON may carry it: a string (always, from the API server) or a number
+/// (in a hand-written manifest), kept as text.
+struct QuantityText: Decodable, Sendable {
+    let text: String
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self) {
+            self.text = text
+        } else if let number = try? container.decode(Int64.self) {
+            text = String(number)
+        } else if let number = try? container.decode(Double.self), number.isFinite {
+            text = String(number)
+        } else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected a quantity (a string or a number)")
+        }
     }
 }
 

@@ -99,6 +99,14 @@ public struct EmptyDirVolumeSource: Codable, Sendable, Hashable {
         self.medium = medium
         self.sizeLimit = sizeLimit
     }
+
+    private enum CodingKeys: String, CodingKey { case medium, sizeLimit }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        medium = try container.decodeIfPresent(String.self, forKey: .medium)
+        sizeLimit = try container.decodeIfPresent(QuantityText.self, forKey: .sizeLimit)?.text
+    }
 }
 
 /// core/v1 HostPathVolumeSource.
