@@ -35,6 +35,60 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     /// Its TCP port; 0 picks a free one (`--stream-server-port`).
     public var streamServerPort: Int = 0
 
+    // MARK: The node (kubelet names)
+
+    /// The kubeconfig to join a cluster with (`--kubeconfig`); absent, the agent runs
+    /// standalone: static pods only, no API server.
+    public var kubeconfig: String?
+    /// The node's name instead of the hostname (`--hostname-override`).
+    public var hostnameOverride: String?
+    /// The node's InternalIP (`--node-ip`); default: the address of the default route's
+    /// interface. Unlike kubelet 1.20, a loopback address is accepted.
+    public var nodeIP: String?
+    /// Where the kubelet API listens (`--address`).
+    public var address: String = "0.0.0.0"
+    /// The kubelet API's port (`--port`); 0 turns the API off.
+    public var port: Int = 10250
+    /// The healthz endpoint's address and port (`--healthz-bind-address`, `--healthz-port`; 0 off).
+    public var healthzBindAddress: String = "127.0.0.1"
+    public var healthzPort: Int = 10248
+    /// The serving certificate and key of the kubelet API (`--tls-cert-file`,
+    /// `--tls-private-key-file`); absent, a self-signed pair is made under `<root>/pki`, as the kubelet does.
+    public var tlsCertFile: String?
+    public var tlsPrivateKeyFile: String?
+    /// Client certificates signed by this CA authenticate to the kubelet API (`--client-ca-file`).
+    public var clientCAFile: String?
+    /// Bearer tokens are checked with the API server's TokenReview (`--authentication-token-webhook`).
+    public var authenticationTokenWebhook: Bool = false
+    /// Requests without credentials are served as `system:anonymous` (`--anonymous-auth`).
+    public var anonymousAuth: Bool = false
+    /// `AlwaysAllow` or `Webhook` (SubjectAccessReview) (`--authorization-mode`).
+    public var authorizationMode: String = "AlwaysAllow"
+    /// The static pod directory (`--pod-manifest-path`, KubeletConfiguration `staticPodPath`).
+    public var staticPodPath: String?
+    /// How often the static pod directory is rescanned besides inotify (`fileCheckFrequency`).
+    public var fileCheckFrequency: GoDuration = GoDuration(seconds: 20)
+    /// Labels the Node registers with (`--node-labels`, `key=value,…`).
+    public var nodeLabels: [String: String] = [:]
+    /// Taints the Node registers with (`--register-with-taints`, `key=value:Effect,…`).
+    public var registerWithTaints: [String] = []
+    /// Pods this node takes at most (`--max-pods`).
+    public var maxPods: Int = 110
+    /// Resources kept for Kubernetes daemons and for the system (`--kube-reserved`,
+    /// `--system-reserved`: `cpu=100m,memory=1Gi,ephemeral-storage=1Gi,pid=1000`).
+    public var kubeReserved: [String: String] = [:]
+    public var systemReserved: [String: String] = [:]
+    /// Hard eviction thresholds (`--eviction-hard`: `memory.available<100Mi,nodefs.available<10%`);
+    /// empty means the kubelet's defaults.
+    public var evictionHard: [String: String] = [:]
+    /// How often node status is computed, and the longest a status goes unreported.
+    public var nodeStatusUpdateFrequency: GoDuration = GoDuration(seconds: 10)
+    public var nodeStatusReportFrequency: GoDuration = GoDuration(seconds: 300)
+    /// The node Lease's duration; it is renewed every quarter of it.
+    public var nodeLeaseDurationSeconds: Int = 40
+    /// Where pod and container log directories go (the kubelet's /var/log/pods).
+    public var podLogsDir: String = "/var/log/pods"
+
     /// The built-in defaults.
     public init() {}
 
@@ -60,6 +114,21 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         if !(0...65535).contains(streamServerPort) {
             throw ConfigError(.invalidValue, key: "streamServerPort", detail: "\(streamServerPort) is not a TCP port (0 picks a free one)")
         }
+        for (key, port) in [("port", port), ("healthzPort", healthzPort)] where !(0...65535).contains(port) {
+            throw ConfigError(.invalidValue, key: key, detail: "\(port) is not a TCP port (0 turns it off)")
+        }
+        if maxPods < 1 { throw ConfigError(.invalidValue, key: "maxPods", detail: "\(maxPods): a node takes at least one pod") }
+        if !["AlwaysAllow", "Webhook"].contains(authorizationMode) {
+            throw ConfigError(.invalidValue, key: "authorizationMode", detail: "\"\(authorizationMode)\": AlwaysAllow or Webhook")
+        }
+        if nodeLeaseDurationSeconds < 1 {
+            throw ConfigError(.invalidValue, key: "nodeLeaseDurationSeconds", detail: "must be positive")
+        }
+        for (key, path) in [("staticPodPath", staticPodPath), ("kubeconfig", kubeconfig), ("podLogsDir", podLogsDir)] {
+            if let path, !path.hasPrefix("/") {
+                throw ConfigError(.invalidValue, key: key, detail: "\"\(path)\" is not an absolute path")
+            }
+        }
         if criSocket.utf8.count >= 108 {
             throw ConfigError(.invalidValue, key: "criSocket", detail: "a unix socket path must be shorter than 108 bytes")
         }
@@ -70,6 +139,10 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         "criSocket", "root", "state", "logLevel", "logFormat", "cgroupDriver", "cniConfDir",
         "cniBinDirs", "shutdownGracePeriod", "isolation", "cgroupsRoot", "registryConfigPath",
         "streamServerAddress", "streamServerPort",
+        "kubeconfig", "hostnameOverride", "nodeIP", "address", "port", "healthzBindAddress", "healthzPort", "tlsCertFile",
+        "tlsPrivateKeyFile", "clientCAFile", "authenticationTokenWebhook", "anonymousAuth", "authorizationMode", "staticPodPath",
+        "fileCheckFrequency", "nodeLabels", "registerWithTaints", "maxPods", "kubeReserved", "systemReserved", "evictionHard",
+        "nodeStatusUpdateFrequency", "nodeStatusReportFrequency", "nodeLeaseDurationSeconds", "podLogsDir",
     ]
 
     public init(from decoder: any Decoder) throws {
@@ -90,6 +163,35 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         registryConfigPath = try container.decodeIfPresent(String.self, forKey: .registryConfigPath) ?? defaults.registryConfigPath
         streamServerAddress = try container.decodeIfPresent(String.self, forKey: .streamServerAddress) ?? defaults.streamServerAddress
         streamServerPort = try container.decodeIfPresent(Int.self, forKey: .streamServerPort) ?? defaults.streamServerPort
+        kubeconfig = try container.decodeIfPresent(String.self, forKey: .kubeconfig)
+        hostnameOverride = try container.decodeIfPresent(String.self, forKey: .hostnameOverride)
+        nodeIP = try container.decodeIfPresent(String.self, forKey: .nodeIP)
+        address = try container.decodeIfPresent(String.self, forKey: .address) ?? defaults.address
+        port = try container.decodeIfPresent(Int.self, forKey: .port) ?? defaults.port
+        healthzBindAddress = try container.decodeIfPresent(String.self, forKey: .healthzBindAddress) ?? defaults.healthzBindAddress
+        healthzPort = try container.decodeIfPresent(Int.self, forKey: .healthzPort) ?? defaults.healthzPort
+        tlsCertFile = try container.decodeIfPresent(String.self, forKey: .tlsCertFile)
+        tlsPrivateKeyFile = try container.decodeIfPresent(String.self, forKey: .tlsPrivateKeyFile)
+        clientCAFile = try container.decodeIfPresent(String.self, forKey: .clientCAFile)
+        authenticationTokenWebhook = try container.decodeIfPresent(Bool.self, forKey: .authenticationTokenWebhook)
+            ?? defaults.authenticationTokenWebhook
+        anonymousAuth = try container.decodeIfPresent(Bool.self, forKey: .anonymousAuth) ?? defaults.anonymousAuth
+        authorizationMode = try container.decodeIfPresent(String.self, forKey: .authorizationMode) ?? defaults.authorizationMode
+        staticPodPath = try container.decodeIfPresent(String.self, forKey: .staticPodPath)
+        fileCheckFrequency = try container.decodeIfPresent(GoDuration.self, forKey: .fileCheckFrequency) ?? defaults.fileCheckFrequency
+        nodeLabels = try container.decodeIfPresent([String: String].self, forKey: .nodeLabels) ?? defaults.nodeLabels
+        registerWithTaints = try container.decodeIfPresent([String].self, forKey: .registerWithTaints) ?? defaults.registerWithTaints
+        maxPods = try container.decodeIfPresent(Int.self, forKey: .maxPods) ?? defaults.maxPods
+        kubeReserved = try container.decodeIfPresent([String: String].self, forKey: .kubeReserved) ?? defaults.kubeReserved
+        systemReserved = try container.decodeIfPresent([String: String].self, forKey: .systemReserved) ?? defaults.systemReserved
+        evictionHard = try container.decodeIfPresent([String: String].self, forKey: .evictionHard) ?? defaults.evictionHard
+        nodeStatusUpdateFrequency = try container.decodeIfPresent(GoDuration.self, forKey: .nodeStatusUpdateFrequency)
+            ?? defaults.nodeStatusUpdateFrequency
+        nodeStatusReportFrequency = try container.decodeIfPresent(GoDuration.self, forKey: .nodeStatusReportFrequency)
+            ?? defaults.nodeStatusReportFrequency
+        nodeLeaseDurationSeconds = try container.decodeIfPresent(Int.self, forKey: .nodeLeaseDurationSeconds)
+            ?? defaults.nodeLeaseDurationSeconds
+        podLogsDir = try container.decodeIfPresent(String.self, forKey: .podLogsDir) ?? defaults.podLogsDir
     }
 }
 
@@ -169,5 +271,24 @@ extension String {
         guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
               let last = scalars.lastIndex(where: { !$0.properties.isWhitespace }) else { return "" }
         return self[first...last]
+    }
+}
+
+/// The list forms of kubelet flags (`--node-labels a=b,c=d`, `--eviction-hard memory.available<100Mi`).
+public enum FlagLists {
+    /// Splits `key<separator>value,…` into a map; an entry without the separator, or a key
+    /// given twice, is an error naming the flag.
+    public static func keyValues(_ text: String, flag: String, separator: Character) throws(ConfigError) -> [String: String] {
+        var result: [String: String] = [:]
+        for entry in text.split(separator: ",", omittingEmptySubsequences: true) {
+            let trimmed = String(entry).trimmingWhitespace()
+            guard let index = trimmed.firstIndex(of: separator), index != trimmed.startIndex else {
+                throw ConfigError(.invalidValue, key: flag, detail: "\"\(trimmed)\" is not key\(separator)value")
+            }
+            let key = String(trimmed[..<index])
+            guard result[key] == nil else { throw ConfigError(.invalidValue, key: flag, detail: "\"\(key)\" is given twice") }
+            result[key] = String(trimmed[trimmed.index(after: index)...])
+        }
+        return result
     }
 }

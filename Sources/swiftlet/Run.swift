@@ -10,6 +10,7 @@ import SwiftletConfig
 import SwiftletLogging
 import StreamingServer
 import SwiftletRuntime
+import KubeNode
 import Synchronization
 
 #if canImport(Glibc)
@@ -72,10 +73,16 @@ struct Run: AsyncParsableCommand {
         let runtime = RuntimeServiceHandler(configuration: configuration, readiness: readiness, pods: pods, streaming: streaming,
                                             events: events, logger: logger)
         podCIDRs.handler = runtime
+        let imageService = ImageServiceHandler(store: images, registryHosts: RegistryHosts(configPath: configuration.registryConfigPath),
+                                               logger: logger)
         let server = try CRIServer(
-            socketPath: configuration.criSocket, runtime: runtime,
-            images: ImageServiceHandler(store: images, registryHosts: RegistryHosts(configPath: configuration.registryConfigPath), logger: logger),
+            socketPath: configuration.criSocket, runtime: runtime, images: imageService,
             shutdownGrace: configuration.shutdownGracePeriod.duration, logger: logger)
+        // The node: a cluster member with a kubeconfig; static pods with a manifest path.
+        let node: KubeNodeAgent? = configuration.kubeconfig != nil || configuration.staticPodPath != nil
+            ? try KubeNodeAgent(configuration: configuration, runtime: runtime, images: imageService, events: events,
+                                logger: Logger(label: "node"))
+            : nil
         logger.info("starting swiftlet", metadata: [
             "version": "\(BuildInfo.version)", "root": "\(configuration.root)", "state": "\(configuration.state)",
             "cgroupDriver": "\(configuration.cgroupDriver.rawValue)",
@@ -92,8 +99,12 @@ struct Run: AsyncParsableCommand {
         defer { signals.cancel() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await streaming.run() }
+            let nodeTask = node.map { node in Task { await node.run() } }
             try await server.run()
-            // The CRI server stopped: end the streaming sessions too.
+            // The CRI server stopped: the node stops syncing pods (they keep running, to be
+            // adopted at the next start), and the streaming sessions end.
+            nodeTask?.cancel()
+            await nodeTask?.value
             streaming.shutdown()
             try await group.waitForAll()
         }
@@ -161,6 +172,69 @@ struct ConfigFlags: ParsableArguments {
     @Option(name: .customLong("stream-server-port"), help: "The streaming server's TCP port; 0 picks a free one. Default: 0.")
     var streamServerPort: Int?
 
+    @Option(name: .long, help: "Join the cluster this kubeconfig names. Without it the agent runs standalone (static pods only).")
+    var kubeconfig: String?
+
+    @Option(name: .customLong("hostname-override"), help: "The node's name instead of the hostname.")
+    var hostnameOverride: String?
+
+    @Option(name: .customLong("node-ip"), help: "The node's InternalIP. Default: the default route's interface address.")
+    var nodeIP: String?
+
+    @Option(name: .long, help: "The kubelet API's address. Default: 0.0.0.0.")
+    var address: String?
+
+    @Option(name: .long, help: "The kubelet API's port; 0 turns it off. Default: 10250.")
+    var port: Int?
+
+    @Option(name: .customLong("healthz-bind-address"), help: "The healthz endpoint's address. Default: 127.0.0.1.")
+    var healthzBindAddress: String?
+
+    @Option(name: .customLong("healthz-port"), help: "The healthz endpoint's port; 0 turns it off. Default: 10248.")
+    var healthzPort: Int?
+
+    @Option(name: .customLong("tls-cert-file"), help: "The kubelet API's serving certificate (PEM). Default: a self-signed one under <root>/pki.")
+    var tlsCertFile: String?
+
+    @Option(name: .customLong("tls-private-key-file"), help: "The serving certificate's key (PEM).")
+    var tlsPrivateKeyFile: String?
+
+    @Option(name: .customLong("client-ca-file"), help: "Client certificates signed by this CA authenticate to the kubelet API.")
+    var clientCAFile: String?
+
+    @Option(name: .customLong("authentication-token-webhook"), help: "Check bearer tokens with the API server's TokenReview (true/false).")
+    var authenticationTokenWebhook: Bool?
+
+    @Option(name: .customLong("anonymous-auth"), help: "Serve requests without credentials as system:anonymous (true/false). Default: false.")
+    var anonymousAuth: Bool?
+
+    @Option(name: .customLong("authorization-mode"), help: "AlwaysAllow or Webhook (SubjectAccessReview). Default: AlwaysAllow.")
+    var authorizationMode: String?
+
+    @Option(name: .customLong("pod-manifest-path"), help: "The static pod directory (YAML or JSON manifests).")
+    var podManifestPath: String?
+
+    @Option(name: .customLong("node-labels"), help: "Labels to register the Node with: key=value,…")
+    var nodeLabels: String?
+
+    @Option(name: .customLong("register-with-taints"), help: "Taints to register the Node with: key=value:Effect,…")
+    var registerWithTaints: String?
+
+    @Option(name: .customLong("max-pods"), help: "The most pods this node runs. Default: 110.")
+    var maxPods: Int?
+
+    @Option(name: .customLong("kube-reserved"), help: "Resources kept for Kubernetes daemons: cpu=100m,memory=1Gi,ephemeral-storage=1Gi,pid=1000")
+    var kubeReserved: String?
+
+    @Option(name: .customLong("system-reserved"), help: "Resources kept for the system (same form as --kube-reserved).")
+    var systemReserved: String?
+
+    @Option(name: .customLong("eviction-hard"), help: "Hard eviction thresholds: memory.available<100Mi,nodefs.available<10%,… Default: the kubelet's.")
+    var evictionHard: String?
+
+    @Option(name: .customLong("pod-logs-dir"), help: "Where pod log directories go. Default: /var/log/pods.")
+    var podLogsDir: String?
+
     @Option(name: .customLong("shutdown-grace-period"), help: "How long CRI calls in flight may run after SIGTERM (Go duration). Default: 10s.")
     var shutdownGracePeriod: String?
 
@@ -184,6 +258,31 @@ struct ConfigFlags: ParsableArguments {
         if let cgroupsRoot { configuration.cgroupsRoot = cgroupsRoot }
         if let streamServerAddress { configuration.streamServerAddress = streamServerAddress }
         if let streamServerPort { configuration.streamServerPort = streamServerPort }
+        if let kubeconfig { configuration.kubeconfig = kubeconfig }
+        if let hostnameOverride { configuration.hostnameOverride = hostnameOverride }
+        if let nodeIP { configuration.nodeIP = nodeIP }
+        if let address { configuration.address = address }
+        if let port { configuration.port = port }
+        if let healthzBindAddress { configuration.healthzBindAddress = healthzBindAddress }
+        if let healthzPort { configuration.healthzPort = healthzPort }
+        if let tlsCertFile { configuration.tlsCertFile = tlsCertFile }
+        if let tlsPrivateKeyFile { configuration.tlsPrivateKeyFile = tlsPrivateKeyFile }
+        if let clientCAFile { configuration.clientCAFile = clientCAFile }
+        if let authenticationTokenWebhook { configuration.authenticationTokenWebhook = authenticationTokenWebhook }
+        if let anonymousAuth { configuration.anonymousAuth = anonymousAuth }
+        if let authorizationMode { configuration.authorizationMode = authorizationMode }
+        if let podManifestPath { configuration.staticPodPath = podManifestPath }
+        if let maxPods { configuration.maxPods = maxPods }
+        if let podLogsDir { configuration.podLogsDir = podLogsDir }
+        do {
+            if let nodeLabels { configuration.nodeLabels = try FlagLists.keyValues(nodeLabels, flag: "--node-labels", separator: "=") }
+            if let kubeReserved { configuration.kubeReserved = try FlagLists.keyValues(kubeReserved, flag: "--kube-reserved", separator: "=") }
+            if let systemReserved { configuration.systemReserved = try FlagLists.keyValues(systemReserved, flag: "--system-reserved", separator: "=") }
+            if let evictionHard { configuration.evictionHard = try FlagLists.keyValues(evictionHard, flag: "--eviction-hard", separator: "<") }
+        } catch {
+            throw ValidationError(error.description)
+        }
+        if let registerWithTaints { configuration.registerWithTaints = registerWithTaints.split(separator: ",").map(String.init) }
         if let shutdownGracePeriod {
             guard let duration = GoDuration(parsing: shutdownGracePeriod) else {
                 throw ValidationError("--shutdown-grace-period: \"\(shutdownGracePeriod)\" is not a duration such as 10s or 500ms")

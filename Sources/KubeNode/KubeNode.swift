@@ -1,1 +1,0 @@
-// The Kubernetes face (being written).

@@ -1,0 +1,204 @@
+import CRI
+import Foundation
+import KubeClient
+import Logging
+import ResourceLedger
+import StaticPods
+import SwiftletConfig
+import SwiftletRuntime
+import Synchronization
+
+/// The Kubernetes face of the agent: with a kubeconfig it registers the Node, renews its Lease,
+/// reports its status and runs the pods bound to it; with or without one it runs the static pods
+/// of `staticPodPath`. Pods run on the runtime through the same CRI services the socket serves.
+public final class KubeNodeAgent: Sendable {
+    public let configuration: SwiftletConfiguration
+    public let identity: NodeIdentity
+    let client: KubeClient?
+    let resources: NodeResources
+    let calls: RuntimeCalls
+    let events: ContainerEventBus
+    let workers: PodWorkers
+    let probeManager: ProbeManager
+    let statuses: PodStatusPoster
+    let mirrors: MirrorPods?
+    let logger: Logger
+    private let loopHeartbeat = Mutex(ContinuousClock.now)
+
+    /// Sets the agent up (reads the machine, the kubeconfig); `run()` starts it.
+    public init(configuration: SwiftletConfiguration, runtime: any RuntimeService, images: any ImageService, events: ContainerEventBus,
+                logger: Logger) throws(NodeError) {
+        self.configuration = configuration
+        self.events = events
+        self.logger = logger
+        identity = try NodeIdentity.detect(hostnameOverride: configuration.hostnameOverride, nodeIP: configuration.nodeIP,
+                                           runtimeVersion: BuildInfo.version)
+        if let path = configuration.kubeconfig {
+            do {
+                client = try KubeClient(kubeconfigPath: path)
+            } catch {
+                throw NodeError(.invalidConfiguration, detail: "kubeconfig \(path): \(error)")
+            }
+        } else {
+            client = nil
+        }
+        resources = try NodeResources.make(configuration, logger: logger)
+        calls = RuntimeCalls(runtime: runtime, images: images)
+        let objects: any ClusterObjects = client.map { APIClusterObjects(client: $0) } ?? NoClusterObjects()
+        let wakeTarget = WorkersBox()
+        let probeResults = ProbeResults { uid in wakeTarget.workers?.wake(podUID: uid) }
+        let podsRoot = configuration.root + "/pods"
+        let sync = PodSync(
+            calls: calls, volumes: PodVolumes(podsRoot: podsRoot, objects: objects),
+            environment: PodEnvironment(objects: objects, serviceEnv: [], allocatable: resources.ledger.allocatable.apiStrings),
+            probes: probeResults, nodeIP: identity.internalIP, podLogsDir: configuration.podLogsDir,
+            memoryCapacity: resources.memoryCapacity, podCgroupRoot: configuration.cgroupsRoot + "/kubepods", logger: logger)
+        probeManager = ProbeManager(calls: calls, results: probeResults, logger: logger)
+        statuses = PodStatusPoster(client: client, logger: logger)
+        workers = PodWorkers(sync: sync, probes: probeManager, statuses: statuses, admission: PodAdmission(ledger: resources.ledger),
+                             nodeIP: identity.internalIP, logger: logger)
+        wakeTarget.workers = workers
+        let nodeName = identity.name
+        mirrors = client.map { MirrorPods(client: $0, nodeName: nodeName, logger: logger) }
+    }
+
+    /// The pods this node runs, with their current status (for the kubelet API's `/pods`).
+    public var pods: [Pod] { workers.pods }
+
+    /// Runs until cancelled.
+    public func run() async {
+        logger.info("node agent starting", metadata: [
+            "node": "\(identity.name)", "nodeIP": "\(identity.internalIP)",
+            "mode": "\(client == nil ? "standalone (static pods only)" : "cluster member")",
+            "staticPodPath": "\(configuration.staticPodPath ?? "none")",
+        ])
+        // Cancellation ends the streams the workers and probers read, so the group can finish.
+        await withTaskCancellationHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.workers.run() }
+                group.addTask { await self.probeManager.run() }
+                group.addTask { await self.watchContainerEvents() }
+                group.addTask { await self.housekeeping() }
+                if let path = configuration.staticPodPath {
+                    group.addTask { await self.runStaticPods(path) }
+                }
+                if let client {
+                    group.addTask { await self.runClusterMember(client) }
+                }
+            }
+        } onCancel: {
+            self.workers.shutdown()
+            self.probeManager.shutdown()
+        }
+    }
+
+    // MARK: Parts
+
+    private func runClusterMember(_ client: KubeClient) async {
+        let reporter = NodeStatusReporter(
+            client: client, identity: identity, source: NodeStatusSourceAdapter(agent: self), kubeletPort: configuration.port,
+            labels: configuration.nodeLabels, taints: (try? NodeStatusBuilder.taints(configuration.registerWithTaints)) ?? [],
+            updateFrequency: configuration.nodeStatusUpdateFrequency.duration,
+            reportFrequency: configuration.nodeStatusReportFrequency.duration, logger: logger,
+            onPodCIDRs: { cidrs in
+                var request = UpdateRuntimeConfigRequest()
+                request.runtimeConfig = RuntimeConfig(networkConfig: NetworkConfig(podCidr: cidrs.joined(separator: ",")))
+                _ = try? await self.calls.runtime.updateRuntimeConfig(request, context: RuntimeCalls.context("UpdateRuntimeConfig"))
+            })
+        do {
+            try await reporter.register()
+        } catch {
+            return  // cancelled
+        }
+        let lease = NodeLease(client: client, nodeName: identity.name, durationSeconds: configuration.nodeLeaseDurationSeconds,
+                              logger: logger, nodeUID: { reporter.nodeUID })
+        let source = APIPodSource(client: client, nodeName: identity.name, logger: logger)
+        await withDiscardingTaskGroup { group in
+            group.addTask { await reporter.run() }
+            group.addTask { await lease.run() }
+            group.addTask { await source.run { pods in self.workers.update(pods, from: .api) } }
+            if let mirrors {
+                group.addTask { await mirrors.run(nodeUID: { reporter.nodeUID }) }
+            }
+        }
+    }
+
+    private func runStaticPods(_ path: String) async {
+        let source = StaticPodSource(path: path, nodeName: identity.name,
+                                     rescanInterval: configuration.fileCheckFrequency.duration)
+        for await set in source.updates() {
+            for error in set.errors { logger.warning("static pod manifest not loaded", metadata: ["error": "\(error)"]) }
+            let pods = set.pods.map(\.pod)
+            workers.update(pods, from: .file)
+            mirrors?.setStaticPods(set.pods)
+        }
+    }
+
+    /// PLEG: the runtime's container events wake the pod they belong to at once; every pod is
+    /// also resynced periodically (the relist).
+    private func watchContainerEvents() async {
+        for await event in events.subscribe() {
+            if let uid = event.podSandboxStatus?.labels[PodLabels.podUID] ?? event.podSandboxStatus?.metadata?.uid {
+                workers.wake(podUID: uid)
+            } else {
+                workers.wake(containerID: event.containerId)
+            }
+        }
+    }
+
+    /// Every 10 s: pods the runtime has but nobody wants (orphans after a restart, leftovers)
+    /// get a worker that removes them; the loop's heartbeat feeds the Ready condition.
+    private func housekeeping() async {
+        // Let the sources deliver first, so that running pods are adopted, not removed.
+        try? await Task.sleep(for: .seconds(client == nil ? 2 : 5))
+        while !Task.isCancelled {
+            if let managed = try? await calls.managedPods() {
+                for uid in managed.keys where !workers.hasWorker(uid) {
+                    logger.info("cleaning up orphaned pod", metadata: ["uid": "\(uid)"])
+                    workers.adoptOrphan(uid: uid)
+                }
+            }
+            loopHeartbeat.withLock { $0 = .now }
+            try? await Task.sleep(for: .seconds(10))
+        }
+    }
+
+    /// What the node status is computed from.
+    func statusInputs() async -> NodeStatusInputs {
+        var notReady: [String] = []
+        if let status = try? await calls.runtime.status(StatusRequest(), context: RuntimeCalls.context("Status")).status {
+            for condition in status.conditions where !condition.status {
+                let name = condition.type == "NetworkReady" ? "container runtime network not ready" : "container runtime not ready"
+                notReady.append("\(name): \(condition.type)=false reason:\(condition.reason) message:\(condition.message)")
+            }
+        } else {
+            notReady.append("container runtime is down")
+        }
+        let heartbeat = loopHeartbeat.withLock { $0 }
+        if ContinuousClock.now - heartbeat > .seconds(180) {
+            notReady.append("PLEG is not healthy: pleg was last seen active \(ContinuousClock.now - heartbeat) ago; threshold is 3m0s")
+        }
+        let pressure = resources.pressure()
+        let images = (try? await calls.images.listImages(ListImagesRequest(), context: RuntimeCalls.context("ListImages", service: "ImageService")).images) ?? []
+        return NodeStatusInputs(
+            capacity: resources.ledger.capacity.apiStrings, allocatable: resources.ledger.allocatable(availableTo: .kubernetes).apiStrings,
+            memoryPressure: pressure?.memory ?? false, diskPressure: pressure?.disk ?? false, pidPressure: pressure?.pid ?? false,
+            notReadyReasons: notReady,
+            images: images.map { ContainerImage(names: $0.repoDigests + $0.repoTags, sizeBytes: Int64($0.size)) })
+    }
+}
+
+/// The status source the reporter calls (the agent, without a reference cycle at init).
+struct NodeStatusSourceAdapter: NodeStatusSource {
+    let agent: KubeNodeAgent
+    func statusInputs() async -> NodeStatusInputs { await agent.statusInputs() }
+}
+
+/// Lets probe results reach the workers, which are made after them.
+final class WorkersBox: Sendable {
+    private let box = Mutex<PodWorkers?>(nil)
+    var workers: PodWorkers? {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
+    }
+}

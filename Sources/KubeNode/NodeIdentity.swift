@@ -1,0 +1,134 @@
+import Foundation
+import KubeClient
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who this node is: its name, its addresses and what `nodeInfo` reports (read once at start;
+/// the kubelet's `nodestatus.MachineInfo`/`NodeAddress` setters).
+public struct NodeIdentity: Sendable, Hashable {
+    /// The Node's name: `--hostname-override`, else the hostname, lowercased as the kubelet does.
+    public var name: String
+    /// The hostname reported as the `Hostname` address.
+    public var hostname: String
+    /// The InternalIP.
+    public var internalIP: String
+    /// `nodeInfo` as reported.
+    public var systemInfo: NodeSystemInfo
+
+    public init(name: String, hostname: String, internalIP: String, systemInfo: NodeSystemInfo) {
+        self.name = name
+        self.hostname = hostname
+        self.internalIP = internalIP
+        self.systemInfo = systemInfo
+    }
+
+    /// The kubelet version this agent reports (`kubeletVersion`): the API level it implements.
+    public static let kubeletVersion = "v1.20.2-swiftlet"
+
+    /// Reads the machine: `/etc/machine-id`, `/sys/class/dmi/id/product_uuid`,
+    /// `/proc/sys/kernel/random/boot_id`, `uname`, `/etc/os-release`; picks the InternalIP from
+    /// `nodeIP` or the default route's interface.
+    public static func detect(hostnameOverride: String?, nodeIP: String?, runtimeVersion: String,
+                              root: String = "") throws(NodeError) -> NodeIdentity {
+        var names = utsname()
+        uname(&names)
+        let hostname = withUnsafeBytes(of: names.nodename) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let kernel = withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let machine = withUnsafeBytes(of: names.machine) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let name = (hostnameOverride?.isEmpty == false ? hostnameOverride! : hostname).lowercased()
+        guard isDNSSubdomain(name) else {
+            throw NodeError(.invalidConfiguration, detail: "node name \"\(name)\" is not a DNS-1123 subdomain (use --hostname-override)")
+        }
+        let address: String
+        if let nodeIP, !nodeIP.isEmpty {
+            guard isIPAddress(nodeIP) else { throw NodeError(.invalidConfiguration, detail: "--node-ip \"\(nodeIP)\" is not an IP address") }
+            address = nodeIP
+        } else if let detected = defaultRouteAddress(procRoot: root + "/proc") {
+            address = detected
+        } else {
+            throw NodeError(.invalidConfiguration, detail: "no default route to take the node's address from: set --node-ip")
+        }
+        let info = NodeSystemInfo(
+            machineID: readTrimmed(root + "/etc/machine-id") ?? "",
+            systemUUID: (readTrimmed(root + "/sys/class/dmi/id/product_uuid") ?? "").lowercased(),
+            bootID: readTrimmed(root + "/proc/sys/kernel/random/boot_id") ?? "",
+            kernelVersion: kernel,
+            osImage: osImage(root + "/etc/os-release"),
+            containerRuntimeVersion: "swiftlet://\(runtimeVersion)",
+            kubeletVersion: kubeletVersion,
+            architecture: goArchitecture(machine))
+        return NodeIdentity(name: name, hostname: hostname, internalIP: address, systemInfo: info)
+    }
+
+    /// The addresses the Node reports: InternalIP and Hostname.
+    public var addresses: [NodeAddress] {
+        [NodeAddress(type: "InternalIP", address: internalIP), NodeAddress(type: "Hostname", address: hostname)]
+    }
+
+    /// Go's GOARCH for a `uname -m`.
+    static func goArchitecture(_ machine: String) -> String {
+        switch machine {
+        case "x86_64": "amd64"
+        case "aarch64": "arm64"
+        case "armv7l", "armv6l": "arm"
+        case "ppc64le": "ppc64le"
+        case "s390x": "s390x"
+        default: machine
+        }
+    }
+
+    static func osImage(_ path: String) -> String {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return "Linux" }
+        for line in text.split(separator: "\n") where line.hasPrefix("PRETTY_NAME=") {
+            return String(line.dropFirst("PRETTY_NAME=".count)).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+        }
+        return "Linux"
+    }
+
+    static func readTrimmed(_ path: String) -> String? {
+        (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The IPv4 address of the interface carrying the default route (`/proc/net/route`).
+    static func defaultRouteAddress(procRoot: String) -> String? {
+        guard let routes = try? String(contentsOfFile: procRoot + "/net/route", encoding: .utf8) else { return nil }
+        var interface: String?
+        for line in routes.split(separator: "\n").dropFirst() {
+            let fields = line.split(whereSeparator: { $0 == "\t" || $0 == " " })
+            if fields.count > 2, fields[1] == "00000000" { interface = String(fields[0]); break }
+        }
+        guard let interface else { return nil }
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return nil }
+        defer { freeifaddrs(list) }
+        var cursor: UnsafeMutablePointer<ifaddrs>? = first
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ifa_next }
+            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+                  String(cString: entry.pointee.ifa_name) == interface else { continue }
+            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            var inet = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+            inet_ntop(AF_INET, &inet, &text, socklen_t(text.count))
+            return String(cString: text)
+        }
+        return nil
+    }
+
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+
+    /// RFC 1123 subdomain: lowercase alphanumerics, '-' and '.', each label starting and ending alphanumeric.
+    static func isDNSSubdomain(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 253 else { return false }
+        return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
+            guard let first = label.first, let last = label.last, label.count <= 63 else { return false }
+            let alphanumeric = { (c: Character) in c.isASCII && (c.isLowercase || c.isNumber) }
+            return alphanumeric(first) && alphanumeric(last) && label.allSatisfy { alphanumeric($0) || $0 == "-" }
+        }
+    }
+}

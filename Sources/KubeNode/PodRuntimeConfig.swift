@@ -1,0 +1,223 @@
+import CRI
+import Foundation
+import KubeClient
+import ResourceLedger
+
+/// Turns a Pod's spec into the CRI configs the runtime is called with, as the kubelet's
+/// `kuberuntime` does: sandbox config (metadata, hostname, DNS, ports, namespaces, security,
+/// sysctls, log directory) and per-container config (image, command, env, mounts, resources,
+/// security context, log path).
+struct PodRuntimeConfig: Sendable {
+    let pod: Pod
+    let podLogsDir: String
+    /// The node's memory capacity in bytes (the Burstable OOM score is relative to it).
+    let memoryCapacity: Int64
+    /// Where pod cgroups go (`<cgroupsRoot>/kubepods`).
+    let podCgroupRoot: String
+
+    /// `<root>/[burstable|besteffort]/pod<uid>`, the kubelet's pod cgroup.
+    var cgroupParent: String { "\(podCgroupRoot)/\(qosClass.cgroupName)pod\(pod.uid)" }
+
+    /// `/var/log/pods/<namespace>_<name>_<uid>`.
+    var logDirectory: String {
+        "\(podLogsDir)/\(pod.metadata.namespace ?? "default")_\(pod.metadata.name ?? "")_\(pod.uid)"
+    }
+
+    func sandboxConfig(attempt: UInt32) -> PodSandboxConfig {
+        let spec = pod.spec
+        var config = PodSandboxConfig()
+        config.metadata = PodSandboxMetadata(name: pod.metadata.name ?? "", uid: pod.uid, namespace: pod.metadata.namespace ?? "default",
+                                             attempt: attempt)
+        let hostNetwork = spec?.hostNetwork ?? false
+        config.hostname = hostNetwork ? "" : String((spec?.hostname ?? pod.metadata.name ?? "").prefix(63))
+        config.logDirectory = logDirectory
+        config.dnsConfig = dnsConfig()
+        config.portMappings = (spec?.containers ?? []).flatMap { $0.ports ?? [] }.compactMap { port in
+            guard let hostPort = port.hostPort, hostPort > 0 else { return nil }
+            let proto: CRI.`Protocol` = switch port.protocol?.uppercased() {
+            case "UDP": .udp
+            case "SCTP": .sctp
+            default: .tcp
+            }
+            return PortMapping(protocol: proto, containerPort: port.containerPort, hostPort: hostPort, hostIp: port.hostIP ?? "")
+        }
+        config.labels = PodLabels.sandboxLabels(pod)
+        config.annotations = pod.metadata.annotations ?? [:]
+        var linux = LinuxPodSandboxConfig()
+        linux.cgroupParent = cgroupParent
+        var security = LinuxSandboxSecurityContext()
+        security.namespaceOptions = NamespaceOption(
+            network: hostNetwork ? .node : .pod,
+            pid: (spec?.hostPID ?? false) ? .node : ((spec?.shareProcessNamespace ?? false) ? .pod : .container),
+            ipc: (spec?.hostIPC ?? false) ? .node : .pod)
+        if let user = spec?.securityContext?.runAsUser { security.runAsUser = Int64Value(value: user) }
+        if let group = spec?.securityContext?.runAsGroup { security.runAsGroup = Int64Value(value: group) }
+        security.supplementalGroups = (spec?.securityContext?.supplementalGroups ?? []) + (spec?.securityContext?.fsGroup.map { [$0] } ?? [])
+        security.seccomp = seccomp(spec?.securityContext?.seccompProfile)
+        linux.securityContext = security
+        for sysctl in spec?.securityContext?.sysctls ?? [] { linux.sysctls[sysctl.name] = sysctl.value }
+        config.linux = linux
+        return config
+    }
+
+    /// The pod's DNS: `dnsConfig` (with policy `None`, or merged), else the host's resolver
+    /// (no cluster DNS is configured on this node, so `ClusterFirst` falls back to `Default`,
+    /// as the kubelet does without `--cluster-dns`).
+    func dnsConfig() -> DNSConfig? {
+        guard let custom = pod.spec?.dnsConfig else { return pod.spec?.dnsPolicy == "None" ? DNSConfig() : nil }
+        var options = custom.options?.map { option in option.value.map { "\(option.name ?? ""):\($0)" } ?? (option.name ?? "") } ?? []
+        if options.isEmpty, pod.spec?.dnsPolicy != "None" { options = [] }
+        return DNSConfig(servers: custom.nameservers ?? [], searches: custom.searches ?? [], options: options)
+    }
+
+    func seccomp(_ profile: SeccompProfile?) -> SecurityProfile? {
+        guard let profile else { return nil }
+        switch profile.type {
+        case "RuntimeDefault": return SecurityProfile(profileType: .runtimedefault)
+        case "Localhost": return SecurityProfile(profileType: .localhost, localhostRef: profile.localhostProfile ?? "")
+        default: return SecurityProfile(profileType: .unconfined)
+        }
+    }
+
+    /// The pod's QoS class, from its containers' requests and limits.
+    var qosClass: QOSClass { QOSClass.of(pod) }
+
+    /// The container's config for attempt `restartCount`, with `env` and `mounts` already resolved.
+    func containerConfig(_ container: ContainerSpec, restartCount: Int, imageRef: String, env: [KeyValue], mounts: [CRI.Mount],
+                         hash: String) -> ContainerConfig {
+        var config = ContainerConfig()
+        config.metadata = ContainerMetadata(name: container.name, attempt: UInt32(restartCount))
+        config.image = ImageSpec(image: imageRef, userSpecifiedImage: container.image ?? "")
+        config.command = container.command ?? []
+        config.args = container.args ?? []
+        config.workingDir = container.workingDir ?? ""
+        config.envs = env
+        config.mounts = mounts
+        config.labels = PodLabels.containerLabels(pod, container: container)
+        config.annotations = [
+            PodLabels.containerHash: hash, PodLabels.restartCount: String(restartCount),
+            PodLabels.terminationMessagePath: container.terminationMessagePath ?? "/dev/termination-log",
+            PodLabels.terminationGracePeriod: String(pod.spec?.terminationGracePeriodSeconds ?? 30),
+        ]
+        config.logPath = "\(container.name)/\(restartCount).log"
+        config.stdin = container.stdin ?? false
+        config.stdinOnce = container.stdinOnce ?? false
+        config.tty = container.tty ?? false
+        var linux = LinuxContainerConfig()
+        linux.resources = resources(container)
+        linux.securityContext = securityContext(container)
+        config.linux = linux
+        return config
+    }
+
+    /// cgroup settings from requests and limits, as the kubelet computes them.
+    func resources(_ container: ContainerSpec) -> LinuxContainerResources {
+        var resources = LinuxContainerResources()
+        let requests = container.resources?.requests ?? [:]
+        let limits = container.resources?.limits ?? [:]
+        let cpuRequest = (requests["cpu"] ?? limits["cpu"]).flatMap { try? Quantity(parsing: $0) }?.milliValue
+        let cpuLimit = limits["cpu"].flatMap { try? Quantity(parsing: $0) }?.milliValue
+        resources.cpuShares = max(2, (cpuRequest ?? 0) * 1024 / 1000)
+        if cpuRequest == nil { resources.cpuShares = 2 }
+        if let cpuLimit {
+            resources.cpuPeriod = 100_000
+            resources.cpuQuota = max(1000, cpuLimit * 100_000 / 1000)
+        }
+        if let memory = limits["memory"].flatMap({ try? Quantity(parsing: $0) }) { resources.memoryLimitInBytes = memory.value }
+        resources.oomScoreAdj = oomScoreAdj(container)
+        return resources
+    }
+
+    /// The kubelet's OOM score: Guaranteed -997, BestEffort 1000, Burstable by memory request.
+    func oomScoreAdj(_ container: ContainerSpec) -> Int64 {
+        switch qosClass {
+        case .guaranteed: return -997
+        case .bestEffort: return 1000
+        case .burstable:
+            let request = container.resources?.requests?["memory"].flatMap { try? Quantity(parsing: $0) }?.value ?? 0
+            guard memoryCapacity > 0 else { return 999 }
+            let score = 1000 - (1000 * request) / memoryCapacity
+            return min(max(score, 2), 999)
+        }
+    }
+
+    func securityContext(_ container: ContainerSpec) -> LinuxContainerSecurityContext {
+        let podContext = pod.spec?.securityContext
+        let context = container.securityContext
+        var security = LinuxContainerSecurityContext()
+        security.privileged = context?.privileged ?? false
+        if let capabilities = context?.capabilities {
+            security.capabilities = Capability(addCapabilities: capabilities.add ?? [], dropCapabilities: capabilities.drop ?? [])
+        }
+        let spec = pod.spec
+        security.namespaceOptions = NamespaceOption(
+            network: (spec?.hostNetwork ?? false) ? .node : .pod,
+            pid: (spec?.hostPID ?? false) ? .node : ((spec?.shareProcessNamespace ?? false) ? .pod : .container),
+            ipc: (spec?.hostIPC ?? false) ? .node : .pod)
+        if let user = context?.runAsUser ?? podContext?.runAsUser { security.runAsUser = Int64Value(value: user) }
+        if let group = context?.runAsGroup ?? podContext?.runAsGroup { security.runAsGroup = Int64Value(value: group) }
+        security.readonlyRootfs = context?.readOnlyRootFilesystem ?? false
+        security.supplementalGroups = (podContext?.supplementalGroups ?? []) + (podContext?.fsGroup.map { [$0] } ?? [])
+        security.noNewPrivs = context?.allowPrivilegeEscalation == false && !(context?.privileged ?? false)
+        if !security.privileged && context?.procMount != "Unmasked" {
+            security.maskedPaths = Self.defaultMaskedPaths
+            security.readonlyPaths = Self.defaultReadonlyPaths
+        }
+        security.seccomp = seccomp(context?.seccompProfile ?? podContext?.seccompProfile)
+        return security
+    }
+
+    /// The kubelet's (containerd's) default masked and read-only paths.
+    static let defaultMaskedPaths = ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                                     "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware"]
+    static let defaultReadonlyPaths = ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+    /// A stable hash of the container's spec: a changed spec restarts the container.
+    static func hash(_ container: ContainerSpec) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let bytes = (try? encoder.encode(container)) ?? Array(container.name.utf8).withUnsafeBytes { Data($0) }
+        var hash: UInt32 = 2_166_136_261
+        for byte in bytes {
+            hash ^= UInt32(byte)
+            hash = hash &* 16_777_619
+        }
+        return String(hash, radix: 16)
+    }
+}
+
+/// The pod QoS classes.
+enum QOSClass: String, Sendable {
+    case guaranteed = "Guaranteed"
+    case burstable = "Burstable"
+    case bestEffort = "BestEffort"
+
+    /// The cgroup level under `kubepods` (Guaranteed pods sit right under it).
+    var cgroupName: String {
+        switch self {
+        case .guaranteed: ""
+        case .burstable: "burstable/"
+        case .bestEffort: "besteffort/"
+        }
+    }
+
+    /// The kubelet's `GetPodQOS`: Guaranteed when every container has cpu and memory limits equal
+    /// to its requests; BestEffort when no container requests or limits anything; else Burstable.
+    static func of(_ pod: Pod) -> QOSClass {
+        let containers = (pod.spec?.containers ?? []) + (pod.spec?.initContainers ?? [])
+        var anySet = false
+        var guaranteed = true
+        for container in containers {
+            let requests = container.resources?.requests ?? [:]
+            let limits = container.resources?.limits ?? [:]
+            if !requests.isEmpty || !limits.isEmpty { anySet = true }
+            for name in ["cpu", "memory"] {
+                guard let limit = limits[name].flatMap({ try? Quantity(parsing: $0) }) else { guaranteed = false; continue }
+                let request = requests[name].flatMap { try? Quantity(parsing: $0) } ?? limit
+                if request != limit { guaranteed = false }
+            }
+        }
+        if !anySet { return .bestEffort }
+        return guaranteed ? .guaranteed : .burstable
+    }
+}

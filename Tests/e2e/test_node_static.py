@@ -1,0 +1,87 @@
+"""Static pods on a standalone node (no API server): manifests in --pod-manifest-path run as
+pods through the runtime with the kubelet's names, labels and log layout; changes and removals
+are noticed and acted on; restart policy and crash-loop backoff apply; an agent restart adopts
+the running pods instead of restarting them."""
+import signal
+import time
+
+import pytest
+
+from node_support import busybox_pod, make_node, wait_for  # noqa: F401 (fixture)
+
+
+def running_containers(node, name):
+    pods = node.runtime_pods().get(name, [])
+    ready = [p for p in pods if p.state == node.runtime.cri.v1.SANDBOX_READY]
+    if not ready:
+        return []
+    return [c for c in node.containers(ready[0].metadata.uid) if c.state == node.runtime.cri.v1.CONTAINER_RUNNING]
+
+
+def test_a_static_pod_runs_with_the_kubelets_names_and_log_layout(make_node):
+    node = make_node()
+    node.write_manifest("web.yaml", busybox_pod("web", "echo hello from web; exec sleep 3600"))
+    node.start()
+    pod_name = f"web-{node.name}"
+    containers = wait_for(lambda: running_containers(node, pod_name), message="the static pod running")
+    sandbox = node.runtime_pods()[pod_name][0]
+    assert sandbox.metadata.namespace == "default"
+    assert sandbox.labels["io.kubernetes.pod.name"] == pod_name
+    assert sandbox.labels["io.kubernetes.pod.uid"] == sandbox.metadata.uid
+    assert containers[0].metadata.name == "main" and containers[0].metadata.attempt == 0
+    log = node.pod_logs / f"default_{pod_name}_{sandbox.metadata.uid}" / "main" / "0.log"
+    wait_for(lambda: log.exists() and "hello from web" in log.read_text(), message="the container's log")
+    status = node.runtime.pod_status(sandbox.id)
+    assert status.network.ip.startswith(node.runtime.subnet.rsplit(".", 1)[0])
+
+
+def test_a_changed_manifest_replaces_the_pod_and_a_removed_one_stops_it(make_node):
+    node = make_node()
+    path = node.write_manifest("app.json", busybox_pod("app", "exec sleep 3600"))
+    node.start()
+    name = f"app-{node.name}"
+    first = wait_for(lambda: running_containers(node, name), message="the first version running")[0]
+    node.write_manifest("app.json", busybox_pod("app", "echo v2; exec sleep 3600"))
+    def replaced():
+        current = running_containers(node, name)
+        return current if current and current[0].labels["io.kubernetes.pod.uid"] != first.labels["io.kubernetes.pod.uid"] else None
+    wait_for(replaced, message="the new version running")
+    wait_for(lambda: len(node.runtime_pods().get(name, [])) == 1, message="the old pod removed")
+    path.unlink()
+    wait_for(lambda: name not in node.runtime_pods(), message="the pod removed with its manifest")
+    assert node.containers() == []
+
+
+def test_restart_policy_and_crash_loop_backoff(make_node):
+    node = make_node()
+    node.write_manifest("crash.yaml", busybox_pod("crash", "echo crashing; exit 3"))
+    node.write_manifest("once.yaml", busybox_pod("once", "echo done", restartPolicy="Never"))
+    node.start()
+    crash, once = f"crash-{node.name}", f"once-{node.name}"
+
+    def attempts(name):
+        pods = node.runtime_pods().get(name, [])
+        return sorted(c.metadata.attempt for p in pods for c in node.containers(p.metadata.uid))
+    # Always: restarted (attempt 1 after the first 10 s backoff), with the previous instance kept.
+    wait_for(lambda: max(attempts(crash), default=-1) >= 1, timeout=60, message="a restart of the crashing container")
+    # Backoff: no third attempt right after the second (10 s, then 20 s).
+    assert max(attempts(crash)) < 3
+    # Never: ran once, exited, never restarted; the sandbox stays for its status and logs.
+    wait_for(lambda: attempts(once) == [0], message="the run-once pod's container")
+    time.sleep(3)
+    assert attempts(once) == [0]
+
+
+def test_an_agent_restart_adopts_running_static_pods(make_node):
+    node = make_node()
+    node.write_manifest("keep.yaml", busybox_pod("keep", "exec sleep 3600"))
+    node.start()
+    name = f"keep-{node.name}"
+    before = wait_for(lambda: running_containers(node, name), message="the pod running")[0]
+    agent = node.runtime.agent
+    assert agent.stop() == 0
+    agent.start()
+    node.runtime._stubs()
+    time.sleep(8)  # past the node's first housekeeping (orphans are removed then)
+    after = running_containers(node, name)
+    assert [c.id for c in after] == [before.id]
