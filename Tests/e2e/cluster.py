@@ -7,6 +7,10 @@ hack/local-up-cluster.sh.
         c.kubectl("get", "--raw", "/healthz")                  # as system:masters
         c.kubectl("get", "nodes", kubeconfig=c.node_kubeconfig)  # as system:node:127.0.0.1
 
+With `netns="NAME"` (a namespace under /run/netns) the control plane and kubectl run inside that
+network namespace (`nsenter --net`: only the network namespace, mounts and cgroups stay the
+machine's), so its loopback listeners are that namespace's, e.g. beside a kubelet run there.
+
 or as a pytest fixture (session scope), imported into a test module:
 
     from cluster import k8s_cluster  # noqa: F401
@@ -40,18 +44,24 @@ class Cluster:
 
     COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
-    def __init__(self, dir=None, node_name="127.0.0.1", script=SCRIPT):
+    def __init__(self, dir=None, node_name="127.0.0.1", script=SCRIPT, netns=None):
         self.dir = pathlib.Path(dir) if dir is not None else pathlib.Path(tempfile.mkdtemp(prefix="k8s-", dir="/tmp"))
         self.node_name = node_name
         self.script = pathlib.Path(script)
+        self.netns = netns
         self.env = {}
+
+    def wrap(self, args):
+        """A command line that runs in the cluster's network namespace (as is without one)."""
+        args = [str(arg) for arg in args]
+        return ["nsenter", f"--net=/run/netns/{self.netns}", *args] if self.netns else args
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     def up(self, timeout=1800):
         """Builds if needed (the timeout covers a cold build), starts the control plane, waits until
         it is ready. Raises with the script's output and the components' log tails on failure."""
-        result = subprocess.run([str(self.script), "up", "--dir", str(self.dir), "--node-name", self.node_name],
+        result = subprocess.run(self.wrap([self.script, "up", "--dir", self.dir, "--node-name", self.node_name]),
                                 capture_output=True, text=True, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"local-up-cluster.sh up failed ({result.returncode}):\n{result.stderr}{result.stdout}"
@@ -132,7 +142,7 @@ class Cluster:
     def run_kubectl(self, *args, kubeconfig=None, input=None, timeout=60):
         """kubectl 1.32 (it warns about the skew with 1.20 on stderr) as admin unless another kubeconfig
         is given; returns the CompletedProcess (text), never raises on a non-zero exit."""
-        cmd = [KUBECTL, "--kubeconfig", str(kubeconfig or self.admin_kubeconfig), *map(str, args)]
+        cmd = self.wrap([KUBECTL, "--kubeconfig", kubeconfig or self.admin_kubeconfig, *args])
         return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
 
     def kubectl(self, *args, kubeconfig=None, input=None, timeout=60):
