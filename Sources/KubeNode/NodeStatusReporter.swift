@@ -104,23 +104,30 @@ public final class NodeStatusReporter: Sendable {
         }
     }
 
-    /// One status period: posts when the status changed or the report period has passed;
-    /// retries a failed post up to five times (the kubelet's `nodeStatusUpdateRetry`).
+    /// One status period, as the kubelet's `tryUpdateNodeStatus`: the Node is read from the API
+    /// server, the status computed over it, and posted when it differs from what the server holds
+    /// (another party — the node lifecycle controller marking it Unknown — may have changed it) or
+    /// the report period has passed; a failed post is retried up to five times
+    /// (`nodeStatusUpdateRetry`).
     public func updateOnce(force: Bool = false) async {
         let inputs = await source.statusInputs()
-        let (previous, postedAt) = state.withLock { ($0.lastPosted, $0.lastPostedAt) }
-        let status = NodeStatusBuilder.status(identity: identity, kubeletPort: kubeletPort, inputs: inputs, previous: previous, now: Date())
-        let due = postedAt.map { ContinuousClock.now - $0 >= reportFrequency } ?? true
-        guard force || due || NodeStatusBuilder.differs(status, previous) else { return }
         for attempt in 1...5 {
             do {
-                let stored = try await postStatus(status)
-                state.withLock {
-                    $0.lastPosted = status
-                    $0.lastPostedAt = .now
-                    $0.uid = stored.metadata.uid ?? $0.uid
+                let stored = try await client.get("/api/v1/nodes/\(identity.name)", as: Node.self)
+                let postedAt = state.withLock { $0.lastPostedAt }
+                let status = NodeStatusBuilder.status(identity: identity, kubeletPort: kubeletPort, inputs: inputs, previous: stored.status,
+                                                      now: Date())
+                let due = postedAt.map { ContinuousClock.now - $0 >= reportFrequency } ?? true
+                var updated = stored
+                if force || due || NodeStatusBuilder.differs(status, stored.status) {
+                    updated = try await postStatus(status)
+                    state.withLock {
+                        $0.lastPosted = status
+                        $0.lastPostedAt = .now
+                    }
                 }
-                await notePodCIDRs(stored)
+                state.withLock { $0.uid = updated.metadata.uid ?? $0.uid }
+                await notePodCIDRs(updated)
                 return
             } catch {
                 if error.kind == .cancelled { return }

@@ -18,6 +18,8 @@ class Node:
         self.runtime = runtime
         self.name = name or f"node-{secrets.token_hex(3)}"
         self.cluster = cluster
+        self.kubectl = cluster.kubectl if cluster else None
+        self.run_kubectl = cluster.run_kubectl if cluster else None
         self.manifests = runtime.dir / "manifests"
         self.manifests.mkdir(exist_ok=True)
         self.pod_logs = runtime.dir / "pod-logs"
@@ -26,6 +28,18 @@ class Node:
         if cluster is not None:
             args += ["--kubeconfig", cluster.node_kubeconfig]
         runtime.agent.args += [*args, *extra_args]
+
+    def pod_log(self, namespace, name, uid, container, attempt=None):
+        """The text of a container's CRI log file (the newest attempt unless one is given)."""
+        directory = self.pod_logs / f"{namespace}_{name}_{uid}" / container
+        if not directory.exists():
+            return ""
+        files = sorted(directory.glob("*.log"), key=lambda p: int(p.stem))
+        if attempt is not None:
+            files = [directory / f"{attempt}.log"]
+        if not files or not files[-1].exists():
+            return ""
+        return "\n".join(record[3] for record in runtimes.parse_cri_log(files[-1]))
 
     def write_manifest(self, name, pod):
         path = self.manifests / name

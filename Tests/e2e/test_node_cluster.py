@@ -1,0 +1,204 @@
+"""Swiftlet as a Node of a real Kubernetes 1.20 control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler from hack/local-up-cluster.sh). The control plane, the
+agent, its kubelet API and its pods share one network namespace made for the module, so every
+listener stays on that namespace's loopback and bridge. Driven with kubectl 1.32 as an operator
+would: the node registers and is Ready with the machine's capacity, renews its Lease, runs pods
+bound to it (status, IPs, logs and exec through the API server), restarts containers whose
+liveness probe fails (with backoff), honours grace periods on delete, shows static pods as mirror
+pods, rides out an API server outage and its own restart without re-creating pods."""
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+
+import pytest
+
+import runtimes
+from cluster import Cluster
+from node_support import Node, busybox_pod, wait_for
+
+
+@pytest.fixture(scope="module")
+def member(cri, test_image_archives):
+    runtime = runtimes.make_runtime("swiftlet", cri, test_image_archives)
+    cluster = None
+    try:
+        runtime._prepare_network()
+        runtime._prepare_network = lambda: None  # boot() would make the netns again
+        name = f"swl-node-{secrets.token_hex(3)}"
+        cluster = Cluster(node_name=name, netns=runtime.netns).up()
+        node = Node(runtime, name=name, cluster=cluster)
+        node.write_manifest("static-web.yaml", busybox_pod("static-web", "exec sleep 3600"))
+        runtime.boot()
+        node.kubectl = cluster.kubectl
+        node.run_kubectl = cluster.run_kubectl
+        yield node
+    finally:
+        try:
+            if cluster is not None and runtime.agent.process is not None and runtime.agent.process.poll() is None:
+                cluster.run_kubectl("delete", "pods", "--all", "--grace-period=0", "--force", timeout=60)
+        finally:
+            runtime.cleanup()
+            if cluster is not None:
+                cluster.down()
+
+
+def get(member, *args):
+    return json.loads(member.kubectl("get", *args, "-o", "json"))
+
+
+def condition(obj, kind):
+    return next((c for c in obj["status"].get("conditions", []) if c["type"] == kind), {})
+
+
+def pod_manifest(member, name, command, **spec):
+    pod = busybox_pod(name, command, **spec)
+    pod["spec"]["nodeName"] = member.name
+    return pod
+
+
+def create(member, pod):
+    member.kubectl("create", "-f", "-", input=json.dumps(pod))
+
+
+def wait_running(member, name, timeout=90):
+    return wait_for(lambda: (lambda p: p if p["status"].get("phase") == "Running" and p["status"].get("podIP") else None)(
+        get(member, "pod", name)), timeout=timeout, message=f"pod {name} Running with an IP")
+
+
+def test_the_node_registers_ready_with_the_machines_capacity(member):
+    node = wait_for(lambda: (lambda n: n if condition(n, "Ready").get("status") == "True" else None)(get(member, "node", member.name)),
+                    timeout=20, message="the node Ready")
+    capacity = node["status"]["capacity"]
+    assert capacity["cpu"] == str(os.cpu_count())
+    mem_total_ki = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
+    assert capacity["memory"] == f"{mem_total_ki}Ki"
+    assert capacity["pods"] == "110"
+    allocatable = node["status"]["allocatable"]
+    # allocatable = capacity - the default hard eviction threshold (memory.available<100Mi).
+    assert allocatable["memory"] == f"{mem_total_ki - 100 * 1024}Ki"
+    info = node["status"]["nodeInfo"]
+    assert info["containerRuntimeVersion"].startswith("swiftlet://")
+    assert info["machineID"] and info["bootID"] and info["kernelVersion"] == os.uname().release
+    assert {"type": "InternalIP", "address": "127.0.0.1"} in node["status"]["addresses"]
+    assert node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"] == 10250
+    assert node["metadata"]["labels"]["kubernetes.io/hostname"] and node["metadata"]["labels"]["kubernetes.io/os"] == "linux"
+    for kind, reason in (("MemoryPressure", "KubeletHasSufficientMemory"), ("DiskPressure", "KubeletHasNoDiskPressure"),
+                         ("PIDPressure", "KubeletHasSufficientPID")):
+        assert condition(node, kind)["reason"] == reason
+
+
+def test_the_lease_is_renewed(member):
+    lease = wait_for(lambda: get(member, "lease", "-n", "kube-node-lease", member.name), message="the node lease")
+    assert lease["spec"]["holderIdentity"] == member.name and lease["spec"]["leaseDurationSeconds"] == 40
+    assert lease["metadata"]["ownerReferences"][0]["kind"] == "Node"
+    first = lease["spec"]["renewTime"]
+    wait_for(lambda: get(member, "lease", "-n", "kube-node-lease", member.name)["spec"]["renewTime"] != first,
+             timeout=30, message="a renewal")
+
+
+def test_a_bound_pod_runs_and_reports_its_status(member):
+    create(member, pod_manifest(member, "hello", "echo hello from the pod; exec sleep 3600"))
+    pod = wait_running(member, "hello")
+    assert pod["status"]["podIP"].startswith(member.runtime.subnet.rsplit(".", 1)[0])
+    assert pod["status"]["hostIP"] == "127.0.0.1"
+    assert pod["status"]["qosClass"] == "BestEffort"
+    status = pod["status"]["containerStatuses"][0]
+    assert status["ready"] and status["restartCount"] == 0 and "running" in status["state"]
+    assert status["containerID"].startswith("swiftlet://") and status["imageID"]
+    assert condition(pod, "Ready")["status"] == "True" and condition(pod, "Initialized")["status"] == "True"
+
+
+def test_init_containers_run_first_and_env_comes_from_the_downward_api(member):
+    pod = pod_manifest(member, "with-init", "cat /work/from-init; echo name=$MY_NAME ns=$MY_NS ip=$MY_IP; exec sleep 3600")
+    pod["spec"]["volumes"] = [{"name": "work", "emptyDir": {}}]
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "work", "mountPath": "/work"}]
+    pod["spec"]["containers"][0]["env"] = [
+        {"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "MY_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+    ]
+    pod["spec"]["initContainers"] = [{"name": "init", "image": runtimes.BUSYBOX, "imagePullPolicy": "Never",
+                                      "command": ["sh", "-c", "echo written-by-init > /work/from-init"],
+                                      "volumeMounts": [{"name": "work", "mountPath": "/work"}]}]
+    create(member, pod)
+    running = wait_running(member, "with-init")
+    init = running["status"]["initContainerStatuses"][0]
+    assert init["state"]["terminated"]["exitCode"] == 0 and init["state"]["terminated"]["reason"] == "Completed"
+    ip = running["status"]["podIP"]
+    log = wait_for(lambda: (lambda text: text if "name=" in text else None)(
+        member.pod_log("default", "with-init", running["metadata"]["uid"], "main")), message="the container's output")
+    assert "written-by-init" in log and f"name=with-init ns=default ip={ip}" in log
+
+
+def test_a_failing_liveness_probe_restarts_the_container_with_backoff(member):
+    pod = pod_manifest(member, "unhealthy", "touch /tmp/healthy; sleep 4; rm /tmp/healthy; exec sleep 3600")
+    pod["spec"]["containers"][0]["livenessProbe"] = {"exec": {"command": ["cat", "/tmp/healthy"]},
+                                                     "periodSeconds": 1, "failureThreshold": 1}
+    create(member, pod)
+    wait_running(member, "unhealthy")
+    restarted = wait_for(lambda: (lambda p: p if p["status"]["containerStatuses"][0]["restartCount"] >= 1 else None)(
+        get(member, "pod", "unhealthy")), timeout=60, message="a restart after the probe failed")
+    last = restarted["status"]["containerStatuses"][0].get("lastState", {}).get("terminated", {})
+    assert last.get("exitCode") == 137
+    # The second restart waits for the crash-loop backoff (10 s after the first restart), in
+    # which the pod reports CrashLoopBackOff.
+    waiting = wait_for(lambda: (lambda s: s if s["restartCount"] >= 2 or
+                                "waiting" in s["state"] and s["state"]["waiting"]["reason"] == "CrashLoopBackOff" else None)(
+        get(member, "pod", "unhealthy")["status"]["containerStatuses"][0]), timeout=60, message="backoff or a second restart")
+    assert waiting
+
+
+def test_delete_honours_the_grace_period_then_the_pod_is_gone(member):
+    script = "trap 'echo got TERM; sleep 2; echo bye; exit 0' TERM; echo started; while true; do sleep 0.2; done"
+    pod = pod_manifest(member, "graceful", script, terminationGracePeriodSeconds=20)
+    create(member, pod)
+    running = wait_running(member, "graceful")
+    uid = running["metadata"]["uid"]
+    wait_for(lambda: "started" in member.pod_log("default", "graceful", uid, "main"), message="the trap installed")
+    member.kubectl("delete", "pod", "graceful", "--wait=false")
+    wait_for(lambda: member.run_kubectl("get", "pod", "graceful").returncode != 0, timeout=60, message="the pod gone from the API")
+    log = member.pod_log("default", "graceful", uid, "main")
+    assert "got TERM" in log and "bye" in log  # stopped by SIGTERM within the grace period, not killed
+    wait_for(lambda: not [p for p in member.runtime_pods().get("graceful", [])], message="the sandbox removed")
+
+
+def test_a_static_pod_has_a_mirror_pod(member):
+    name = f"static-web-{member.name}"
+    mirror = wait_for(lambda: get(member, "pod", name), message="the mirror pod")
+    annotations = mirror["metadata"]["annotations"]
+    assert annotations["kubernetes.io/config.source"] == "file"
+    assert annotations["kubernetes.io/config.mirror"] == annotations["kubernetes.io/config.hash"]
+    assert mirror["metadata"]["ownerReferences"][0]["kind"] == "Node"
+    wait_for(lambda: get(member, "pod", name)["status"].get("phase") == "Running", message="the mirror pod's status Running")
+    # Deleting a mirror pod does not stop the static pod; the mirror comes back.
+    member.kubectl("delete", "pod", name, "--wait=false")
+    wait_for(lambda: get(member, "pod", name)["metadata"]["uid"] != mirror["metadata"]["uid"], timeout=60,
+             message="the mirror pod made again")
+
+
+def test_pods_survive_an_api_server_outage_and_an_agent_restart(member):
+    create(member, pod_manifest(member, "steady", "exec sleep 3600"))
+    before = wait_running(member, "steady")["status"]["containerStatuses"][0]["containerID"]
+    apiserver = member.cluster.pids()["kube-apiserver"]
+    os.kill(apiserver, signal.SIGSTOP)  # unreachable, as a partition would make it
+    try:
+        time.sleep(60)
+        ids = [c.id for c in member.containers() if c.state == member.runtime.cri.v1.CONTAINER_RUNNING]
+        assert before.removeprefix("swiftlet://") in ids
+    finally:
+        os.kill(apiserver, signal.SIGCONT)
+    wait_for(lambda: condition(get(member, "node", member.name), "Ready").get("status") == "True", timeout=60,
+             message="the node Ready again")
+    assert get(member, "pod", "steady")["status"]["containerStatuses"][0]["containerID"] == before
+    # An agent restart adopts the pod: same container, no restart.
+    agent = member.runtime.agent
+    assert agent.stop() == 0
+    agent.start()
+    member.runtime._stubs()
+    time.sleep(15)
+    status = get(member, "pod", "steady")["status"]["containerStatuses"][0]
+    assert status["containerID"] == before and status["restartCount"] == 0
+    assert before.removeprefix("swiftlet://") in [c.id for c in member.containers()]
