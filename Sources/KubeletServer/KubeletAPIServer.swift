@@ -104,7 +104,7 @@ public final class KubeletAPIServer: Sendable {
     private let limits: Limits
     private let handler: any RequestHandler
     private let logger: Logger
-    /// Thread names: "<tag>-accept", "<tag>-conn".
+    /// Thread names: "<tag>-accept", "<tag>-conn" (15 bytes kept).
     let threadTag: String
 
     private struct State {
@@ -120,6 +120,10 @@ public final class KubeletAPIServer: Sendable {
 
     /// The kubelet API on `configuration.address:port`.
     public convenience init(configuration: Configuration, backend: any KubeletAPIBackend, logger: Logger) {
+        self.init(configuration: configuration, backend: backend, threadTag: "kubeapi", logger: logger)
+    }
+
+    convenience init(configuration: Configuration, backend: any KubeletAPIBackend, threadTag: String, logger: Logger) {
         let handler = KubeletAPIHandler(
             nodeName: configuration.nodeName,
             authenticator: RequestAuthenticator(
@@ -129,7 +133,7 @@ public final class KubeletAPIServer: Sendable {
             healthz: HealthzRoutes(includeLog: true, extra: backend.healthChecks))
         self.init(
             address: configuration.address, port: configuration.port, tls: configuration.tls, limits: configuration.limits,
-            handler: handler, threadTag: "kubelet-api", logger: logger)
+            handler: handler, threadTag: threadTag, logger: logger)
     }
 
     /// The kubelet's healthz server (`healthzBindAddress`:`healthzPort`): plain HTTP, no
@@ -139,7 +143,7 @@ public final class KubeletAPIServer: Sendable {
     ) -> KubeletAPIServer {
         KubeletAPIServer(
             address: address, port: port, tls: nil, limits: Limits(),
-            handler: HealthzOnlyHandler(routes: HealthzRoutes(includeLog: false, extra: checks)), threadTag: "kubelet-hz",
+            handler: HealthzOnlyHandler(routes: HealthzRoutes(includeLog: false, extra: checks)), threadTag: "kubehz",
             logger: logger)
     }
 

@@ -7,11 +7,22 @@ import Glibc
 import Musl
 #endif
 
+/// What this module holds open, for the tests' leak checks.
+enum ResourceCounters {
+    /// Descriptors wrapped in an ``OwnedFD`` and not yet closed.
+    static let descriptors = Atomic<Int>(0)
+    /// TLS sessions not yet freed.
+    static let tlsSessions = Atomic<Int>(0)
+}
+
 /// A file descriptor closed exactly once: by ``close()`` or when the last reference goes.
 final class OwnedFD: Sendable {
     private let storage: Mutex<Int32>
 
-    init(_ fd: Int32) { storage = Mutex(fd) }
+    init(_ fd: Int32) {
+        storage = Mutex(fd)
+        if fd >= 0 { ResourceCounters.descriptors.add(1, ordering: .relaxed) }
+    }
 
     /// The descriptor, or -1 once closed.
     var raw: Int32 { storage.withLock { $0 } }
@@ -21,7 +32,10 @@ final class OwnedFD: Sendable {
             defer { fd = -1 }
             return fd
         }
-        if fd >= 0 { _ = Glibc.close(fd) }
+        if fd >= 0 {
+            _ = Glibc.close(fd)
+            ResourceCounters.descriptors.subtract(1, ordering: .relaxed)
+        }
     }
 
     deinit { close() }

@@ -1,4 +1,5 @@
 import CSwiftletTLS
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -135,6 +136,7 @@ final class TLSTransport: Transport {
     init(socket: OwnedFD, session: OpaquePointer) {
         self.socket = socket
         self.session = session
+        ResourceCounters.tlsSessions.add(1, ordering: .relaxed)
         var verified: Int32 = 0
         var reason = [CChar](repeating: 0, count: 256)
         if swt_peer_certificate(session, &verified, &reason, reason.count) == 1 {
@@ -200,6 +202,7 @@ final class TLSTransport: Transport {
             swt_close_notify(session)
             swt_clear_sigpipe()
             swt_conn_free(session)
+            ResourceCounters.tlsSessions.subtract(1, ordering: .relaxed)
             self.session = nil
         }
         socket.close()
