@@ -1,7 +1,10 @@
 /// Who made a request to the kubelet API (apiserver's `user.Info`).
 public struct KubeletUser: Sendable, Hashable, CustomStringConvertible {
+    /// The user name: a certificate's CN, or what the TokenReview answered.
     public var name: String
     public var uid: String
+    /// A certificate's O entries in order, or the TokenReview's groups; authenticated
+    /// users also get `system:authenticated`.
     public var groups: [String]
     public var extra: [String: [String]]
 

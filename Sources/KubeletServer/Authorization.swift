@@ -2,6 +2,7 @@
 /// for a SubjectAccessReview: always a resource request on `nodes/<subresource>` named after
 /// the node (API group "", version v1, no namespace), and the request's path.
 public struct KubeletRequestAttributes: Sendable, Hashable {
+    /// The authenticated (or anonymous) caller.
     public var user: KubeletUser
     /// get, create, update, patch or delete from the HTTP method; "" for any other method.
     public var verb: String

@@ -60,7 +60,9 @@ extension KubeletAPIBackend {
 
 /// A named health check: returns when healthy, throws (its description is the reason) when not.
 public struct KubeletHealthCheck: Sendable {
+    /// The check's path under `/healthz/`.
     public var name: String
+    /// Returns when healthy; throws the reason otherwise.
     public var check: @Sendable () async throws -> Void
 
     public init(name: String, check: @escaping @Sendable () async throws -> Void) {
@@ -71,7 +73,9 @@ public struct KubeletHealthCheck: Sendable {
 
 /// An error answered with its status and plain-text message, as the kubelet writes them.
 public struct KubeletAPIError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The HTTP status answered.
     public var status: Int
+    /// The body, sent as is (text).
     public var message: String
     /// Extra response fields (e.g. `Retry-After` with 429).
     public var headers: [String: String]

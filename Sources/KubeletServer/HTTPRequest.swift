@@ -98,7 +98,8 @@ struct HTTPRequest {
     /// Whether the connection may carry another request after this one's response.
     var keepAlive: Bool {
         if hasToken("connection", "close") { return false }
-        return minorVersion >= 1 || hasToken("connection", "keep-alive")
+        // HTTP/1.0 connections close after one response (no keep-alive framing here).
+        return minorVersion >= 1
     }
 }
 

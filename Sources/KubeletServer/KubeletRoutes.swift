@@ -278,11 +278,12 @@ struct KubeletAPIHandler: RequestHandler {
     private func serveRemoteCommand(_ request: HTTPRequest, segments: [String], on connection: HTTPConnection) -> ResponseDisposition {
         guard methodAllowed(request, ["GET", "POST"], on: connection) else { return .keepAlive }
         let uid = segments.count == 5 ? segments[3] : nil
-        // remotecommand's NewOptions.
+        // remotecommand's NewOptions: the API server's `input`/`output`/`error`/`tty`
+        // (api.ExecStdinParam, …).
         let tty = request.queryValue("tty") == "1"
-        let stdin = request.queryValue("stdin") == "1"
-        let stdout = request.queryValue("stdout") == "1"
-        let stderr = request.queryValue("stderr") == "1" && !tty
+        let stdin = request.queryValue("input") == "1"
+        let stdout = request.queryValue("output") == "1"
+        let stderr = request.queryValue("error") == "1" && !tty
         guard stdin || stdout || stderr else {
             connection.respondRestfulError(to: request, status: 400, "you must specify at least 1 of stdin, stdout, stderr")
             return .keepAlive

@@ -87,3 +87,26 @@ extension ServerTests {
         }
     }
 }
+
+extension ServerTests {
+    @Test func clientLeavingWhileTheProducerWaitsEndsTheStream() async throws {
+        try await withServer { server, backend in
+            let client = try await blocking { () -> TestClient in
+                let client = try TestClient(port: server.port)
+                try client.sendRequest("GET", "/containerLogs/default/web/app?follow=true")
+                _ = try client.readHead()
+                return client
+            }
+            #expect(await eventually { backend.openLogStreams == 1 })
+            let line = String(repeating: "y", count: 4095) + "\n"
+            for _ in 0..<4096 { backend.sendLog(line) }
+            _ = try await blocking { try client.readChunk() }
+            // Socket buffers and the server's queue fill up; the backend's task waits to send.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(backend.logTerminations == 0)
+            close(client.fd)
+            #expect(await eventually { backend.logTerminations == 1 })
+            withExtendedLifetime(client) {}
+        }
+    }
+}

@@ -14,7 +14,7 @@ extension ServerTests {
             backend.state.withLock { $0.streamingURL = upstream.url }
             try await blocking {
                 let client = try TestClient(port: server.port)
-                try client.sendRequest("POST", "/exec/default/web/uid-9/app?command=sh&command=-c&command=echo%20hi&stdin=1&stdout=1&stderr=1&tty=1", headers: [
+                try client.sendRequest("POST", "/exec/default/web/uid-9/app?command=sh&command=-c&command=echo%20hi&input=1&output=1&error=1&tty=1", headers: [
                     ("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"), ("X-Stream-Protocol-Version", "v4.channel.k8s.io"),
                     ("X-Stream-Protocol-Version", "v3.channel.k8s.io"), ("Authorization", "Bearer not-forwarded"),
                 ])
@@ -54,7 +54,7 @@ extension ServerTests {
             backend.state.withLock { $0.streamingURL = upstream.url }
             try await blocking {
                 let client = try TestClient(port: server.port)
-                try client.sendRequest("GET", "/attach/default/web/app?stdout=1", headers: [
+                try client.sendRequest("GET", "/attach/default/web/app?output=1", headers: [
                     ("Connection", "Upgrade"), ("Upgrade", "websocket"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
                     ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Protocol", "v5.channel.k8s.io"),
                 ])
@@ -94,23 +94,23 @@ extension ServerTests {
             try await blocking {
                 let client = try TestClient(port: server.port)
                 let upgrade = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1")]
-                let missing = try client.request("POST", "/exec/default/missing/app?command=ls&stdout=1", headers: upgrade)
+                let missing = try client.request("POST", "/exec/default/missing/app?command=ls&output=1", headers: upgrade)
                 #expect(missing.status == 404 && missing.text == "pod does not exist")
                 let noStreams = try client.request("POST", "/exec/default/web/app?command=ls", headers: upgrade)
                 #expect(noStreams.status == 400 && noStreams.text == "you must specify at least 1 of stdin, stdout, stderr")
-                let noUpgrade = try client.request("POST", "/exec/default/web/app?command=ls&stdout=1")
+                let noUpgrade = try client.request("POST", "/exec/default/web/app?command=ls&output=1")
                 #expect(noUpgrade.status == 500 && noUpgrade.text == "Upgrade request required\n")
                 let wrongUID = try client.request("POST", "/portForward/default/web/wrong", headers: upgrade)
                 #expect(wrongUID.status == 404 && wrongUID.text == "pod not found")
                 let noPort = try client.request("GET", "/portForward/default/web", headers: [("Connection", "Upgrade"), ("Upgrade", "websocket")])
                 #expect(noPort.status == 400 && noPort.text == "query parameter \"port\" is required")
-                #expect(try client.request("PUT", "/exec/default/web/app?stdout=1").status == 405)
+                #expect(try client.request("PUT", "/exec/default/web/app?output=1").status == 405)
             }
             // Nobody listens at the streaming URL.
             backend.state.withLock { $0.streamingURL = "http://127.0.0.1:1/exec/x" }
             try await blocking {
                 let client = try TestClient(port: server.port)
-                let refused = try client.request("POST", "/exec/default/web/app?stdout=1", headers: [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1")])
+                let refused = try client.request("POST", "/exec/default/web/app?output=1", headers: [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1")])
                 #expect(refused.status == 500)
                 #expect(refused.text.hasPrefix("error dialing backend: dial tcp 127.0.0.1:1: connect: "))
             }

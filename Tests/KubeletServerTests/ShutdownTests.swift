@@ -66,7 +66,7 @@ extension ServerTests {
                 try follow.sendRequest("GET", "/containerLogs/ns/pod/app?follow=true")
                 #expect(try follow.readHead().status == 200)
                 let proxied = try TestClient(port: plain.port)
-                try proxied.sendRequest("POST", "/exec/ns/pod/app?stdout=1", headers: [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1")])
+                try proxied.sendRequest("POST", "/exec/ns/pod/app?output=1", headers: [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1")])
                 #expect(try proxied.readHead().status == 101)
                 try proxied.send("echo")
                 #expect(try proxied.read(count: 4) == Array("echo".utf8))
