@@ -136,7 +136,8 @@ public struct ContainerLogsRequest: Sendable, Hashable {
 }
 
 /// `/exec/…` or `/attach/…`: the pod, the container, the command (exec; repeated `command`
-/// parameters) and the streams (`stdin`, `stdout`, `stderr`, `tty` = "1"; stderr is dropped
+/// parameters) and the streams (the kubelet's `input`, `output`, `error`, `tty` = "1": the
+/// API server's stdin, stdout, stderr, tty; stderr is dropped
 /// with a tty, as the kubelet does).
 public struct ContainerStreamRequest: Sendable, Hashable {
     public var namespace: String

@@ -22,7 +22,7 @@ out["anonymous"] = [status, body.decode()]
 status, headers, body = k.KubeletAPIClient("127.0.0.1", port, cafile=ca, token="t0k3n").request("/healthz")
 out["token"] = [status, body.decode()]
 out["logs"] = alice.follow_logs("/containerLogs/default/web/app?follow=true", b"hello\n").decode()
-status, headers, sock, rest = alice.upgrade("/exec/default/web/app?command=cat&stdin=1&output=1")
+status, headers, sock, rest = alice.upgrade("/exec/default/web/app?command=cat&input=1&output=1")
 out["upgrade"] = [status, headers.get("x-stream-protocol-version")]
 sock.sendall(b"x" * 100000 + b"end")
 out["echo"] = len(k.recv_exactly(sock, 100003, rest))
