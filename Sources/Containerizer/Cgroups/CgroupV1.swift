@@ -125,9 +125,11 @@ public struct CgroupV1: ContainerCgroup {
     }
 
     /// Freezes the cgroup so nothing forks away, SIGKILLs every process, thaws, and waits for
-    /// the cgroup to empty.
+    /// the cgroup to empty. A directory that is gone held nothing (rmdir refuses a populated
+    /// cgroup): the kubelet removes a finished pod's cgroup tree, with the container cgroups
+    /// in it, before its container GC calls RemoveContainer.
     public func killAll() throws(ContainerizerError) {
-        let freezer = paths["freezer"]
+        let freezer = paths["freezer"].flatMap { CgroupFiles.exists($0) ? $0 : nil }
         if let freezer {
             try CgroupFiles.write(freezer, "freezer.state", "FROZEN")
             for _ in 0..<1000 {

@@ -93,8 +93,10 @@ public struct CgroupV2: ContainerCgroup {
         CgroupFiles.processes(path)
     }
 
-    /// `cgroup.kill` (Linux 5.14+): the kernel kills every process, forks included.
+    /// `cgroup.kill` (Linux 5.14+): the kernel kills every process, forks included. A directory
+    /// that is gone held nothing (see ``CgroupV1/killAll()``).
     public func killAll() throws(ContainerizerError) {
+        guard CgroupFiles.exists(path) else { return }
         if CgroupFiles.exists(path + "/cgroup.kill") {
             try CgroupFiles.write(path, "cgroup.kill", "1")
         } else {
