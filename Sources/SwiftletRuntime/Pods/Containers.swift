@@ -57,8 +57,13 @@ extension PodRuntime {
                 try? FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             }
             let imageRef = image.repoDigests.first ?? image.id.description
+            // The kubelet names the image by its id (ImageStatus's answer); the status names it by
+            // a tag, as containerd and dockershim do: it becomes the pod status's `image`.
+            let namedByTag = ImageReference(imageName).map { image.tags.contains($0.description) } ?? false
+            let imageTag = namedByTag ? nil : image.tags.sorted().first
             let record = ContainerRecord(id: id, name: name, sandboxID: sandboxID, createdAt: nowNanoseconds(), imageName: imageName,
-                                         imageID: image.id.description, imageRef: imageRef, launch: launch, config: config)
+                                         imageTag: imageTag, imageID: image.id.description, imageRef: imageRef, launch: launch,
+                                         config: config)
             try store.save(record)
             state.withLock { $0.put(record, state: .containerCreated) }  // under the pod's lock: nothing started it yet
             publish(.containerCreatedEvent, id)
@@ -211,7 +216,7 @@ extension PodRuntime {
         let info = containerizer.info(id: record.id)
         var status = ContainerStatus(
             id: record.id, metadata: record.config.metadata, state: containerState(record), createdAt: record.createdAt,
-            image: ImageSpec(image: record.imageName, annotations: record.config.image?.annotations ?? [:],
+            image: ImageSpec(image: record.imageTag ?? record.imageName, annotations: record.config.image?.annotations ?? [:],
                              userSpecifiedImage: record.config.image?.userSpecifiedImage ?? ""),
             imageRef: record.imageRef, labels: record.config.labels, annotations: record.config.annotations,
             mounts: record.config.mounts, logPath: record.launch.logPath ?? "", imageId: record.imageID)

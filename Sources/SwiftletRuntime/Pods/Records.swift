@@ -45,6 +45,8 @@ struct ContainerRecord: Sendable, Codable {
     var createdAt: Int64
     /// The image as the kubelet named it, and the stored image's id and digest reference.
     var imageName: String
+    /// The image's tag ContainerStatus reports when the kubelet named it otherwise (by id).
+    var imageTag: String?
     var imageID: String
     var imageRef: String
     /// The containerizer config, ready to launch.
@@ -60,7 +62,7 @@ struct ContainerRecord: Sendable, Codable {
         var message: String
     }
 
-    enum CodingKeys: String, CodingKey { case id, name, sandboxID, createdAt, imageName, imageID, imageRef, launch, started, startFailure }
+    enum CodingKeys: String, CodingKey { case id, name, sandboxID, createdAt, imageName, imageTag, imageID, imageRef, launch, started, startFailure }
 }
 
 /// Where records live: `<state>/cri/{sandboxes,containers}/<id>.json` plus `<id>.pb` (the CRI
