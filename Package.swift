@@ -115,7 +115,7 @@ let package = Package(
         .target(
             name: "KubeNode",
             dependencies: [
-                "KubeClient", "StaticPods", "ResourceLedger", "SwiftletRuntime", "CRI", "SwiftletConfig",
+                "KubeClient", "StaticPods", "ResourceLedger", "KubeletServer", "SwiftletRuntime", "CRI", "SwiftletConfig",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,6 +1,7 @@
 import CRI
 import Foundation
 import KubeClient
+import KubeletServer
 import Logging
 import ResourceLedger
 import StaticPods
@@ -85,6 +86,7 @@ public final class KubeNodeAgent: Sendable {
                 if let client {
                     group.addTask { await self.runClusterMember(client) }
                 }
+                group.addTask { await self.serveKubeletAPI() }
             }
         } onCancel: {
             self.workers.shutdown()
@@ -93,6 +95,52 @@ public final class KubeNodeAgent: Sendable {
     }
 
     // MARK: Parts
+
+    /// The kubelet API on `address:port` (TLS; client certificates against `clientCAFile`,
+    /// bearer tokens through TokenReview, authorization by SubjectAccessReview or AlwaysAllow)
+    /// and healthz on `healthzBindAddress:healthzPort`.
+    private func serveKubeletAPI() async {
+        let backend = KubeletBackend(workers: workers, calls: calls, identity: identity, resources: resources,
+                                     podLogsDir: configuration.podLogsDir, loopHealthy: { self.loopHealthy })
+        var servers: [KubeletAPIServer] = []
+        if configuration.healthzPort != 0 {
+            servers.append(KubeletAPIServer.healthz(address: configuration.healthzBindAddress, port: configuration.healthzPort,
+                                                    checks: backend.healthChecks, logger: logger))
+        }
+        if configuration.port != 0 {
+            if let certificate = configuration.tlsCertFile, let key = configuration.tlsPrivateKeyFile {
+                let tokenReviewer: (any TokenReviewer)? = configuration.authenticationTokenWebhook ? client.map { APITokenReviewer(client: $0) } : nil
+                let authorizer: any Authorizer = configuration.authorizationMode == "Webhook" && client != nil
+                    ? APIAuthorizer(client: client!) : AlwaysAllowAuthorizer()
+                servers.append(KubeletAPIServer(
+                    configuration: KubeletAPIServer.Configuration(
+                        address: configuration.address, port: configuration.port, nodeName: identity.name,
+                        tls: .init(certificateFile: certificate, keyFile: key, clientCAFile: configuration.clientCAFile),
+                        anonymousAuthEnabled: configuration.anonymousAuth, tokenReviewer: tokenReviewer, authorizer: authorizer),
+                    backend: backend, logger: logger))
+            } else {
+                logger.warning("kubelet API not served: no serving certificate (--tls-cert-file, --tls-private-key-file)")
+            }
+        }
+        await withDiscardingTaskGroup { group in
+            for server in servers {
+                do {
+                    try server.start()
+                } catch {
+                    logger.error("kubelet API server failed to start", metadata: ["error": "\(error)"])
+                    continue
+                }
+                logger.info("kubelet API listening", metadata: ["port": "\(server.port)"])
+                group.addTask {
+                    await withTaskCancellationHandler {
+                        try? await server.run()
+                    } onCancel: {
+                        server.shutdown()
+                    }
+                }
+            }
+        }
+    }
 
     private func runClusterMember(_ client: KubeClient) async {
         let reporter = NodeStatusReporter(
@@ -162,6 +210,9 @@ public final class KubeNodeAgent: Sendable {
             try? await Task.sleep(for: .seconds(10))
         }
     }
+
+    /// Whether the housekeeping loop ran in the last 3 minutes (the kubelet's PLEG health).
+    var loopHealthy: Bool { ContinuousClock.now - loopHeartbeat.withLock { $0 } < .seconds(180) }
 
     /// What the node status is computed from.
     func statusInputs() async -> NodeStatusInputs {

@@ -29,7 +29,10 @@ def member(cri, test_image_archives):
         runtime._prepare_network = lambda: None  # boot() would make the netns again
         name = f"swl-node-{secrets.token_hex(3)}"
         cluster = Cluster(node_name=name, netns=runtime.netns).up()
-        node = Node(runtime, name=name, cluster=cluster)
+        cert, key = serving_certificate(cluster, runtime.dir, name)
+        node = Node(runtime, name=name, cluster=cluster, extra_args=[
+            "--tls-cert-file", cert, "--tls-private-key-file", key, "--client-ca-file", cluster.ca_cert,
+            "--authentication-token-webhook", "true", "--authorization-mode", "Webhook"])
         node.write_manifest("static-web.yaml", busybox_pod("static-web", "exec sleep 3600"))
         runtime.boot()
         node.kubectl = cluster.kubectl
@@ -43,6 +46,18 @@ def member(cri, test_image_archives):
             runtime.cleanup()
             if cluster is not None:
                 cluster.down()
+
+
+def serving_certificate(cluster, directory, name):
+    """A kubelet serving certificate for 127.0.0.1 signed by the cluster's CA."""
+    key, csr, cert = (str(directory / f"kubelet.{ext}") for ext in ("key", "csr", "crt"))
+    ext = directory / "kubelet.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+                    "-subj", f"/CN=system:node:{name}/O=system:nodes"], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", cluster.ca_cert, "-CAkey", cluster.ca_key, "-CAcreateserial",
+                    "-out", cert, "-days", "2", "-extfile", str(ext)], check=True, capture_output=True)
+    return cert, key
 
 
 def get(member, *args):
@@ -109,6 +124,35 @@ def test_a_bound_pod_runs_and_reports_its_status(member):
     assert status["ready"] and status["restartCount"] == 0 and "running" in status["state"]
     assert status["containerID"].startswith("swiftlet://") and status["imageID"]
     assert condition(pod, "Ready")["status"] == "True" and condition(pod, "Initialized")["status"] == "True"
+    # Logs and exec through the API server, which calls the node's kubelet API.
+    assert "hello from the pod" in member.kubectl("logs", "hello")
+    assert member.kubectl("logs", "hello", "--timestamps").split(" ", 1)[0].startswith("20")
+    assert member.kubectl("exec", "hello", "--", "sh", "-c", "echo exec says $((6*7))").strip() == "exec says 42"
+    result = member.run_kubectl("exec", "hello", "--", "sh", "-c", "exit 3")
+    assert result.returncode == 3
+    summary = json.loads(member.kubectl("get", "--raw", f"/api/v1/nodes/{member.name}/proxy/stats/summary"))
+    assert summary["node"]["nodeName"] == member.name
+    assert "hello" in [p["podRef"]["name"] for p in summary["pods"]]
+    pods = json.loads(member.kubectl("get", "--raw", f"/api/v1/nodes/{member.name}/proxy/pods"))
+    assert "hello" in [p["metadata"]["name"] for p in pods["items"]]
+
+
+def test_the_kubelet_api_authenticates_and_authorizes(member):
+    # A service account's token is authenticated (TokenReview) but may not read nodes/proxy.
+    member.kubectl("create", "serviceaccount", "reader")
+    secret = wait_for(lambda: get(member, "serviceaccount", "reader").get("secrets"), message="the token secret")[0]["name"]
+    import base64
+    token = base64.b64decode(get(member, "secret", secret)["data"]["token"]).decode()
+    def curl(*headers):
+        return subprocess.run(member.cluster.wrap(["curl", "-sk", "-o", "-", "-w", "\n%{http_code}", *headers,
+                                                   "https://127.0.0.1:10250/pods"]), capture_output=True, text=True).stdout
+    assert curl().endswith("401")
+    denied = curl("-H", f"Authorization: Bearer {token}")
+    assert denied.endswith("403") and "user=system:serviceaccount:default:reader" in denied and "subresource=proxy" in denied
+    assert curl("-H", "Authorization: Bearer not-a-token").endswith("401")
+    # The healthz endpoint is plain HTTP on loopback.
+    assert subprocess.run(member.cluster.wrap(["curl", "-s", "http://127.0.0.1:10248/healthz"]), capture_output=True,
+                          text=True).stdout == "ok"
 
 
 def test_init_containers_run_first_and_env_comes_from_the_downward_api(member):
@@ -143,6 +187,7 @@ def test_a_failing_liveness_probe_restarts_the_container_with_backoff(member):
         get(member, "pod", "unhealthy")), timeout=60, message="a restart after the probe failed")
     last = restarted["status"]["containerStatuses"][0].get("lastState", {}).get("terminated", {})
     assert last.get("exitCode") == 137
+    assert member.run_kubectl("logs", "unhealthy", "--previous").returncode == 0
     # The second restart waits for the crash-loop backoff (10 s after the first restart), in
     # which the pod reports CrashLoopBackOff.
     waiting = wait_for(lambda: (lambda s: s if s["restartCount"] >= 2 or
