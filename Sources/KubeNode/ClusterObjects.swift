@@ -8,6 +8,13 @@ protocol ClusterObjects: Sendable {
     func secret(namespace: String, name: String) async throws(NodeError) -> Secret?
     /// A token for the pod's service account, bound to the pod (TokenRequest).
     func serviceAccountToken(pod: Pod, audience: String?, expirationSeconds: Int64) async throws(NodeError) -> String
+    /// The services a container's environment names (docker-links style): the namespace's
+    /// when `serviceLinks`, and always the master service `kubernetes` of `default`.
+    func serviceEnvironment(namespace: String, serviceLinks: Bool) async -> [(String, String)]
+}
+
+extension ClusterObjects {
+    func serviceEnvironment(namespace: String, serviceLinks: Bool) async -> [(String, String)] { [] }
 }
 
 /// No API server: nothing to look up.
@@ -23,6 +30,18 @@ struct NoClusterObjects: ClusterObjects {
 /// what its pods refer to).
 struct APIClusterObjects: ClusterObjects {
     let client: KubeClient
+
+    func serviceEnvironment(namespace: String, serviceLinks: Bool) async -> [(String, String)] {
+        var services: [JSONValue] = []
+        if serviceLinks, let list = try? await client.list("/api/v1/namespaces/\(namespace)/services") {
+            services = list["items"]?.arrayValue ?? []
+        }
+        if namespace != "default" || !serviceLinks, let master = try? await client.get("/api/v1/namespaces/default/services/kubernetes") {
+            services.removeAll { $0["metadata"]?["name"]?.stringValue == "kubernetes" }
+            services.append(master)
+        }
+        return ServiceEnvironment.variables(services)
+    }
 
     func configMap(namespace: String, name: String) async throws(NodeError) -> ConfigMap? {
         do {
@@ -60,5 +79,44 @@ struct APIClusterObjects: ClusterObjects {
         } catch {
             throw NodeError(.api, detail: "requesting a token for serviceaccount \(namespace)/\(account)", apiError: error as? KubeAPIError)
         }
+    }
+}
+
+/// Docker-links style variables for services, as the kubelet's `envvars.FromServices`.
+enum ServiceEnvironment {
+    static func variables(_ services: [JSONValue]) -> [(String, String)] {
+        var result: [(String, String)] = []
+        let sorted = services.sorted { ($0["metadata"]?["name"]?.stringValue ?? "") < ($1["metadata"]?["name"]?.stringValue ?? "") }
+        for service in sorted {
+            guard let ip = service["spec"]?["clusterIP"]?.stringValue, !ip.isEmpty, ip != "None",
+                  let name = service["metadata"]?["name"]?.stringValue else { continue }
+            let ports = service["spec"]?["ports"]?.arrayValue ?? []
+            guard let first = ports.first else { continue }
+            let prefix = name.uppercased().replacingOccurrences(of: "-", with: "_")
+            result.append(("\(prefix)_SERVICE_HOST", ip))
+            result.append(("\(prefix)_SERVICE_PORT", String(first["port"]?.intValue ?? 0)))
+            for port in ports {
+                if let portName = port["name"]?.stringValue, !portName.isEmpty {
+                    result.append(("\(prefix)_SERVICE_PORT_\(portName.uppercased().replacingOccurrences(of: "-", with: "_"))",
+                                   String(port["port"]?.intValue ?? 0)))
+                }
+            }
+            func url(_ port: JSONValue) -> (proto: String, number: String, text: String) {
+                let proto = (port["protocol"]?.stringValue ?? "TCP").lowercased()
+                let number = String(port["port"]?.intValue ?? 0)
+                let host = ip.contains(":") ? "[\(ip)]" : ip
+                return (proto, number, "\(proto)://\(host):\(number)")
+            }
+            result.append(("\(prefix)_PORT", url(first).text))
+            for port in ports {
+                let (proto, number, text) = url(port)
+                let base = "\(prefix)_PORT_\(number)_\(proto.uppercased())"
+                result.append((base, text))
+                result.append(("\(base)_PROTO", proto))
+                result.append(("\(base)_PORT", number))
+                result.append(("\(base)_ADDR", ip))
+            }
+        }
+        return result
     }
 }

@@ -45,10 +45,10 @@ public struct NodeIdentity: Sendable, Hashable {
         if let nodeIP, !nodeIP.isEmpty {
             guard isIPAddress(nodeIP) else { throw NodeError(.invalidConfiguration, detail: "--node-ip \"\(nodeIP)\" is not an IP address") }
             address = nodeIP
-        } else if let detected = defaultRouteAddress(procRoot: root + "/proc") {
-            address = detected
         } else {
-            throw NodeError(.invalidConfiguration, detail: "no default route to take the node's address from: set --node-ip")
+            // The default route's interface, else any non-loopback address, else loopback (a
+            // machine without a network still runs static pods).
+            address = defaultRouteAddress(procRoot: root + "/proc") ?? firstAddress(loopback: false) ?? "127.0.0.1"
         }
         let info = NodeSystemInfo(
             machineID: readTrimmed(root + "/etc/machine-id") ?? "",
@@ -108,6 +108,25 @@ public struct NodeIdentity: Sendable, Hashable {
             defer { cursor = entry.pointee.ifa_next }
             guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
                   String(cString: entry.pointee.ifa_name) == interface else { continue }
+            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
+            var inet = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+            inet_ntop(AF_INET, &inet, &text, socklen_t(text.count))
+            return String(cString: text)
+        }
+        return nil
+    }
+
+    /// The first IPv4 address of an interface that is up (loopback or not).
+    static func firstAddress(loopback: Bool) -> String? {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return nil }
+        defer { freeifaddrs(list) }
+        var cursor: UnsafeMutablePointer<ifaddrs>? = first
+        while let entry = cursor {
+            defer { cursor = entry.pointee.ifa_next }
+            let flags = Int32(entry.pointee.ifa_flags)
+            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+                  flags & Int32(IFF_UP) != 0, (flags & Int32(IFF_LOOPBACK) != 0) == loopback else { continue }
             var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             var inet = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
             inet_ntop(AF_INET, &inet, &text, socklen_t(text.count))

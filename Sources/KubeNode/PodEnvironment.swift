@@ -19,7 +19,8 @@ struct PodEnvironment: Sendable {
             if values[name] == nil { order.append(name) }
             values[name] = value
         }
-        for (name, value) in serviceEnv { set(name, value) }
+        let services = await objects.serviceEnvironment(namespace: namespace, serviceLinks: pod.spec?.enableServiceLinks ?? true)
+        for (name, value) in serviceEnv + services { set(name, value) }
         for source in container.envFrom ?? [] {
             let prefix = source.prefix ?? ""
             if let ref = source.configMapRef {

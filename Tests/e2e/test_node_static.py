@@ -2,6 +2,7 @@
 pods through the runtime with the kubelet's names, labels and log layout; changes and removals
 are noticed and acted on; restart policy and crash-loop backoff apply; an agent restart adopts
 the running pods instead of restarting them."""
+import pathlib
 import signal
 import time
 
@@ -85,3 +86,28 @@ def test_an_agent_restart_adopts_running_static_pods(make_node):
     time.sleep(8)  # past the node's first housekeeping (orphans are removed then)
     after = running_containers(node, name)
     assert [c.id for c in after] == [before.id]
+
+
+def test_the_example_static_pods_run_offline(make_node):
+    """What the README's first command runs: manifests/static-pods with the image
+    hack/busybox-image.py makes from busybox-static, imported (no registry)."""
+    import shutil
+    import subprocess
+    from conftest import SWIFTLET
+    repo = pathlib.Path(__file__).resolve().parents[2]
+    node = make_node()
+    for manifest in (repo / "manifests" / "static-pods").iterdir():
+        shutil.copy(manifest, node.manifests / manifest.name)
+    archive = node.runtime.dir / "busybox-example.tar"
+    subprocess.run(["python3", str(repo / "hack" / "busybox-image.py"), str(archive)], check=True, capture_output=True)
+    subprocess.run([SWIFTLET, "images", "import", "--root", str(node.runtime.agent.root), str(archive)], check=True,
+                   capture_output=True)
+    node.start()
+    page = wait_for(lambda: subprocess.run(node.runtime.wrap(["wget", "-qO-", "http://127.0.0.1:18080/"]), capture_output=True,
+                                           text=True).stdout, timeout=60, message="hello-web serving")
+    assert page.strip() == f"hello from a Swiftlet static pod on {node.name}"
+    ticker = f"ticker-{node.name}"
+    sandbox = wait_for(lambda: node.runtime_pods().get(ticker), message="the ticker pod")[0]
+    ip = node.runtime.pod_status(sandbox.id).network.ip
+    wait_for(lambda: f"pod {ip} on {node.name}" in node.pod_log("default", ticker, sandbox.metadata.uid, "ticker"),
+             message="the ticker's log line")
