@@ -247,3 +247,88 @@ def test_pods_survive_an_api_server_outage_and_an_agent_restart(member):
     status = get(member, "pod", "steady")["status"]["containerStatuses"][0]
     assert status["containerID"] == before and status["restartCount"] == 0
     assert before.removeprefix("swiftlet://") in [c.id for c in member.containers()]
+
+
+def test_volumes_env_sources_and_the_service_account_token(member):
+    member.kubectl("create", "configmap", "app-config", "--from-literal=greeting=hi-from-configmap", "--from-literal=mode=test")
+    member.kubectl("create", "secret", "generic", "app-secret", "--from-literal=password=s3cr3t")
+    pod = pod_manifest(member, "volumes", "exec sleep 3600")
+    container = pod["spec"]["containers"][0]
+    pod["spec"]["volumes"] = [
+        {"name": "config", "configMap": {"name": "app-config"}},
+        {"name": "secret", "secret": {"secretName": "app-secret", "defaultMode": 0o400}},
+        {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+        {"name": "scratch", "emptyDir": {"medium": "Memory"}},
+    ]
+    pod["metadata"]["labels"] = {"tier": "backend"}
+    container["volumeMounts"] = [{"name": "config", "mountPath": "/etc/config"}, {"name": "secret", "mountPath": "/etc/secret"},
+                                 {"name": "info", "mountPath": "/etc/info"}, {"name": "scratch", "mountPath": "/scratch"}]
+    container["env"] = [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "greeting"}}},
+                        {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "password"}}},
+                        {"name": "COMBINED", "value": "$(GREETING)/$(PASSWORD)"}]
+    container["envFrom"] = [{"prefix": "CFG_", "configMapRef": {"name": "app-config"}}]
+    container["resources"] = {"limits": {"cpu": "500m", "memory": "64Mi"}}
+    create(member, pod)
+    running = wait_running(member, "volumes")
+    assert running["status"]["qosClass"] == "Guaranteed"
+
+    def sh(script):
+        return member.kubectl("exec", "volumes", "--", "sh", "-c", script).strip()
+    assert sh("cat /etc/config/greeting") == "hi-from-configmap"
+    assert sh("cat /etc/secret/password; echo; stat -L -c %a /etc/secret/password") == "s3cr3t\n400"
+    assert sh("cat /etc/info/labels") == 'tier="backend"'
+    assert sh("grep ' /scratch ' /proc/mounts | cut -d' ' -f3") == "tmpfs"
+    assert sh("echo $GREETING $PASSWORD $COMBINED $CFG_mode") == "hi-from-configmap s3cr3t hi-from-configmap/s3cr3t test"
+    assert sh("echo $KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT").endswith(":443")
+    # Limits reach the container's cgroups.
+    assert sh("cat /sys/fs/cgroup/memory/memory.limit_in_bytes") == str(64 * 1024 * 1024)
+    assert sh("cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us") == "50000\n100000"
+    # The service account token the admission plugin mounted is a token the API server accepts.
+    token = sh("cat /var/run/secrets/kubernetes.io/serviceaccount/token")
+    review = json.loads(member.kubectl("create", "-o", "json", "-f", "-", input=json.dumps({
+        "apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}})))
+    assert review["status"]["authenticated"] and review["status"]["user"]["username"] == "system:serviceaccount:default:default"
+    # A config map change reaches the volume (refreshed within a minute, atomically).
+    member.kubectl("patch", "configmap", "app-config", "-p", json.dumps({"data": {"greeting": "changed"}}))
+    wait_for(lambda: sh("cat /etc/config/greeting") == "changed", timeout=120, interval=2, message="the config map update")
+
+
+def test_readiness_gates_the_ready_condition(member):
+    pod = pod_manifest(member, "not-ready-yet", "exec sleep 3600")
+    pod["spec"]["containers"][0]["readinessProbe"] = {"exec": {"command": ["test", "-e", "/tmp/ready"]}, "periodSeconds": 1}
+    create(member, pod)
+    running = wait_running(member, "not-ready-yet")
+    assert condition(running, "Ready")["status"] == "False"
+    assert condition(running, "Ready")["reason"] == "ContainersNotReady"
+    member.kubectl("exec", "not-ready-yet", "--", "touch", "/tmp/ready")
+    wait_for(lambda: condition(get(member, "pod", "not-ready-yet"), "Ready")["status"] == "True", timeout=30,
+             message="Ready once the probe passes")
+
+
+def test_pods_the_node_cannot_take_are_rejected(member):
+    too_big = pod_manifest(member, "too-big", "exec sleep 3600")
+    too_big["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "64"}}
+    create(member, too_big)
+    rejected = wait_for(lambda: (lambda p: p if p["status"].get("phase") == "Failed" else None)(get(member, "pod", "too-big")),
+                        message="the pod rejected")
+    assert rejected["status"]["reason"] == "OutOfcpu"
+    assert "cpu" in rejected["status"]["message"]
+    assert "too-big" not in member.runtime_pods()
+    member.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+                                                          "metadata": {"name": "sandboxed"}, "handler": "kata"}))
+    create(member, pod_manifest(member, "other-runtime", "exec sleep 3600", runtimeClassName="sandboxed"))
+    rejected = wait_for(lambda: (lambda p: p if p["status"].get("phase") == "Failed" else None)(get(member, "pod", "other-runtime")),
+                        message="the pod rejected")
+    assert "sandboxed" in rejected["status"]["message"]
+
+
+def test_orphans_are_cleaned_up_at_start(member):
+    create(member, pod_manifest(member, "orphan", "exec sleep 3600"))
+    uid = wait_running(member, "orphan")["metadata"]["uid"]
+    agent = member.runtime.agent
+    assert agent.stop() == 0
+    member.kubectl("delete", "pod", "orphan", "--grace-period=0", "--force")
+    agent.start()
+    member.runtime._stubs()
+    wait_for(lambda: "orphan" not in member.runtime_pods(), timeout=60, message="the orphaned pod removed")
+    assert member.containers(uid) == []
