@@ -332,3 +332,20 @@ def test_orphans_are_cleaned_up_at_start(member):
     member.runtime._stubs()
     wait_for(lambda: "orphan" not in member.runtime_pods(), timeout=60, message="the orphaned pod removed")
     assert member.containers(uid) == []
+
+
+def test_port_forward_through_the_api_server(member):
+    pod = pod_manifest(member, "web", "mkdir -p /www && echo forwarded-page > /www/index.html && exec httpd -f -p 8080 -h /www")
+    create(member, pod)
+    wait_running(member, "web")
+    local = 18000 + secrets.randbelow(1000)
+    forward = subprocess.Popen(member.cluster.wrap(["kubectl", "--kubeconfig", member.cluster.admin_kubeconfig, "port-forward",
+                                                    "pod/web", f"{local}:8080"]), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        page = wait_for(lambda: subprocess.run(member.cluster.wrap(["wget", "-qO-", f"http://127.0.0.1:{local}/"]),
+                                               capture_output=True, text=True).stdout, timeout=30, message="the forwarded page")
+        assert page.strip() == "forwarded-page"
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
