@@ -6,9 +6,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -275,6 +280,196 @@ int swt_peer_name(swt_conn *conn, int kind, int index, char *buffer, size_t size
         return length;
     }
     return -1;
+}
+
+/* MARK: Self-signed serving certificate */
+
+enum { SELF_SIGNED_RSA_BITS = 2048 };
+/* client-go: valid an hour early (clock skew), for 365 days from then. */
+static const long long SELF_SIGNED_BACKDATE = 3600;
+static const long long SELF_SIGNED_LIFETIME = 365LL * 24 * 3600;
+
+/* An IPv4 or IPv6 literal into out: 4 or 16 bytes (IPv4-mapped IPv6 as 4, as Go encodes it),
+   0 when text is not one. */
+static int parse_ip(const char *text, unsigned char out[16]) {
+    if (inet_pton(AF_INET, text, out) == 1) return 4;
+    struct in6_addr v6;
+    if (inet_pton(AF_INET6, text, &v6) != 1) return 0;
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+        memcpy(out, &v6.s6_addr[12], 4);
+        return 4;
+    }
+    memcpy(out, v6.s6_addr, 16);
+    return 16;
+}
+
+/* A v3 certificate with a random positive serial, subject CN common_name (UTF8String, as Go
+   encodes a name with '@'), the validity and the public key; NULL on failure. */
+static X509 *new_certificate(const char *common_name, EVP_PKEY *key, long long not_before) {
+    X509 *cert = X509_new();
+    BIGNUM *serial = BN_new();
+    int ok = cert && serial && X509_set_version(cert, X509_VERSION_3) == 1 &&
+             BN_rand(serial, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ODD) == 1 &&
+             BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(cert)) != NULL &&
+             X509_NAME_add_entry_by_NID(X509_get_subject_name(cert), NID_commonName, V_ASN1_UTF8STRING,
+                                        (const unsigned char *)common_name, -1, -1, 0) == 1 &&
+             ASN1_TIME_set(X509_getm_notBefore(cert), (time_t)not_before) != NULL &&
+             ASN1_TIME_set(X509_getm_notAfter(cert), (time_t)(not_before + SELF_SIGNED_LIFETIME)) != NULL &&
+             X509_set_pubkey(cert, key) == 1;
+    BN_free(serial);
+    if (!ok) {
+        X509_free(cert);
+        return NULL;
+    }
+    return cert;
+}
+
+/* One extension in OpenSSL's configuration syntax, issuer's key identifier at hand. */
+static int add_extension(X509 *cert, X509 *issuer, int nid, const char *value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer, cert, NULL, NULL, 0);
+    X509_EXTENSION *extension = X509V3_EXT_nconf_nid(NULL, &ctx, nid, value);
+    int ok = extension && X509_add_ext(cert, extension, -1) == 1;
+    X509_EXTENSION_free(extension);
+    return ok;
+}
+
+static int push_name(GENERAL_NAMES *sans, int type, const unsigned char *data, int length) {
+    GENERAL_NAME *name = GENERAL_NAME_new();
+    ASN1_STRING *value = type == GEN_DNS ? ASN1_IA5STRING_new() : ASN1_OCTET_STRING_new();
+    if (!name || !value || ASN1_STRING_set(value, data, length) != 1) {
+        GENERAL_NAME_free(name);
+        ASN1_STRING_free(value);
+        return 0;
+    }
+    GENERAL_NAME_set0_value(name, type, value); /* name owns value */
+    if (sk_GENERAL_NAME_push(sans, name) <= 0) {
+        GENERAL_NAME_free(name);
+        return 0;
+    }
+    return 1;
+}
+
+/* subjectAltName's names: DNS names, then IP addresses (Go's order). NULL with error set when
+   a name cannot be certified. */
+static GENERAL_NAMES *subject_alt_names(const char *const *names, size_t name_count, const char *const *ips,
+                                        size_t ip_count, char *error, size_t error_size) {
+    GENERAL_NAMES *sans = GENERAL_NAMES_new();
+    const char *failed = sans ? NULL : "subject alternative names";
+    unsigned char address[16];
+    for (size_t i = 0; !failed && i < name_count; i++) {
+        if (parse_ip(names[i], address) > 0) continue;
+        for (const char *c = names[i]; *c; c++) {
+            if ((unsigned char)*c > 0x7e || (unsigned char)*c < 0x21) {
+                snprintf(error, error_size, "not an ASCII DNS name: %s", names[i]);
+                GENERAL_NAMES_free(sans);
+                return NULL;
+            }
+        }
+        if (!push_name(sans, GEN_DNS, (const unsigned char *)names[i], (int)strlen(names[i]))) failed = "DNS name";
+    }
+    for (size_t pass = 0; !failed && pass < 2; pass++) {
+        const char *const *list = pass == 0 ? names : ips;
+        size_t count = pass == 0 ? name_count : ip_count;
+        for (size_t i = 0; !failed && i < count; i++) {
+            int length = parse_ip(list[i], address);
+            if (length == 0 && pass == 0) continue;
+            if (length == 0) {
+                snprintf(error, error_size, "not an IP address: %s", list[i]);
+                GENERAL_NAMES_free(sans);
+                return NULL;
+            }
+            if (!push_name(sans, GEN_IPADD, address, length)) failed = "IP address";
+        }
+    }
+    if (failed) {
+        describe(error, error_size, failed, 0);
+        GENERAL_NAMES_free(sans);
+        return NULL;
+    }
+    return sans;
+}
+
+/* A memory BIO's contents to fd, all of it. */
+static int write_all(int fd, BIO *bio) {
+    char *data = NULL;
+    long length = BIO_get_mem_data(bio, &data);
+    while (length > 0) {
+        ssize_t written = write(fd, data, (size_t)length);
+        if (written < 0) {
+            if (errno == EINTR) continue;
+            return 0;
+        }
+        data += written;
+        length -= written;
+    }
+    return 1;
+}
+
+int swt_selfsigned_write(const char *host, const char *const *names, size_t name_count, const char *const *ips,
+                         size_t ip_count, long long now, int cert_fd, int key_fd, char *error, size_t error_size) {
+    ERR_clear_error();
+    for (size_t i = 0; i < name_count + ip_count; i++) {
+        if (!(i < name_count ? names[i] : ips[i - name_count])) {
+            snprintf(error, error_size, "out of memory");
+            return -1;
+        }
+    }
+    char ca_name[512], name[512];
+    if (snprintf(ca_name, sizeof ca_name, "%s-ca@%lld", host, now) >= (int)sizeof ca_name ||
+        snprintf(name, sizeof name, "%s@%lld", host, now) >= (int)sizeof name) {
+        snprintf(error, error_size, "host name too long");
+        return -1;
+    }
+    long long not_before = now - SELF_SIGNED_BACKDATE;
+    GENERAL_NAMES *sans = NULL;
+    EVP_PKEY *ca_key = NULL, *key = NULL;
+    X509 *ca = NULL, *cert = NULL;
+    BIO *cert_pem = NULL, *key_pem = NULL;
+    const char *step = NULL;
+    int saved_errno = 0, reported = 0;
+
+    /* The names first: a bad one fails before two RSA keys are made. */
+    if (!(sans = subject_alt_names(names, name_count, ips, ip_count, error, error_size))) {
+        reported = 1;
+    } else if (!(ca_key = EVP_RSA_gen(SELF_SIGNED_RSA_BITS)) || !(key = EVP_RSA_gen(SELF_SIGNED_RSA_BITS))) {
+        step = "RSA key";
+    } else if (!(ca = new_certificate(ca_name, ca_key, not_before)) ||
+               X509_set_issuer_name(ca, X509_get_subject_name(ca)) != 1 ||
+               !add_extension(ca, ca, NID_basic_constraints, "critical,CA:TRUE") ||
+               !add_extension(ca, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment,keyCertSign") ||
+               !add_extension(ca, ca, NID_subject_key_identifier, "hash") || X509_sign(ca, ca_key, EVP_sha256()) <= 0) {
+        step = "CA certificate";
+    } else if (!(cert = new_certificate(name, key, not_before)) ||
+               X509_set_issuer_name(cert, X509_get_subject_name(ca)) != 1 ||
+               !add_extension(cert, ca, NID_basic_constraints, "critical,CA:FALSE") ||
+               !add_extension(cert, ca, NID_key_usage, "critical,digitalSignature,keyEncipherment") ||
+               !add_extension(cert, ca, NID_ext_key_usage, "serverAuth") ||
+               !add_extension(cert, ca, NID_authority_key_identifier, "keyid:always") ||
+               X509_add1_ext_i2d(cert, NID_subject_alt_name, sans, 0, X509V3_ADD_DEFAULT) != 1) {
+        step = "certificate";
+    } else if (X509_sign(cert, ca_key, EVP_sha256()) <= 0) {
+        step = "signing the certificate";
+    } else if (!(cert_pem = BIO_new(BIO_s_mem())) || !(key_pem = BIO_new(BIO_s_secmem())) ||
+               PEM_write_bio_X509(cert_pem, cert) != 1 || PEM_write_bio_X509(cert_pem, ca) != 1 ||
+               PEM_write_bio_PrivateKey_traditional(key_pem, key, NULL, NULL, 0, NULL, NULL) != 1) {
+        step = "PEM encoding";
+    } else if (!write_all(cert_fd, cert_pem)) {
+        step = "writing the certificate";
+        saved_errno = errno;
+    } else if (!write_all(key_fd, key_pem)) {
+        step = "writing the key";
+        saved_errno = errno;
+    }
+    if (step && !reported) describe(error, error_size, step, saved_errno);
+    BIO_free(key_pem); /* secure memory: cleansed */
+    BIO_free(cert_pem);
+    X509_free(cert);
+    X509_free(ca);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(ca_key);
+    GENERAL_NAMES_free(sans);
+    return step || reported ? -1 : 0;
 }
 
 /* MARK: Sockets */

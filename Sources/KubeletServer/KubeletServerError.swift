@@ -12,6 +12,9 @@ public struct KubeletServerError: Error, Sendable, Equatable, CustomStringConver
         case resources
         /// ``KubeletAPIServer/run()`` was called before ``KubeletAPIServer/start()``, or twice.
         case notStarted
+        /// The self-signed serving certificate (``ServingCertificate``) could not be made or
+        /// written: the file or step in `context`, the errno or OpenSSL's reason beside it.
+        case certificate
     }
 
     public var code: Code

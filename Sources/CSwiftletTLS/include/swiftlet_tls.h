@@ -68,6 +68,19 @@ enum { SWT_NAME_CN = 0, SWT_NAME_O = 1 };
 int swt_peer_name_count(swt_conn *conn, int kind);
 int swt_peer_name(swt_conn *conn, int kind, int index, char *buffer, size_t size);
 
+/* MARK: Self-signed serving certificate */
+
+/* The kubelet's self-signed serving pair, as client-go's certutil.GenerateSelfSignedCertKey
+   makes it: a CA (CN "<host>-ca@<now>", CA:TRUE, keyCertSign) signing a server certificate
+   (CN "<host>@<now>", CA:FALSE, serverAuth, the subject alternative names), each with its own
+   2048-bit RSA key, SHA-256 signatures, valid from now - 1 hour for 365 days; random serials.
+   Names that are IPv4/IPv6 literals become IP SANs, the others DNS SANs (ASCII only); every
+   entry of ips must be a literal. Writes the server certificate then the CA (PEM) to cert_fd and
+   the server's key (PKCS #1 PEM, "RSA PRIVATE KEY") to key_fd (both borrowed: the caller syncs
+   and closes them). 0 on success, -1 on failure (message in error). */
+int swt_selfsigned_write(const char *host, const char *const *names, size_t name_count, const char *const *ips,
+                         size_t ip_count, long long now, int cert_fd, int key_fd, char *error, size_t error_size);
+
 /* MARK: Sockets */
 
 /* A non-blocking, close-on-exec TCP listener on an IPv4 or IPv6 literal (0: any free port),
