@@ -57,6 +57,9 @@ let package = Package(
         .target(name: "CRIProtobufC", dependencies: ["CRI", "CSwiftletCRI"]),
         /// A gRPC server on the C core: calls, statuses, deadlines, cancellation, shutdown.
         .target(name: "GRPCServer", dependencies: ["CSwiftletGRPC"]),
+        /// The gRPC health checking protocol's client (`grpc.health.v1.Health/Check`) on the C
+        /// core, for the node's gRPC probes.
+        .target(name: "GRPCHealthCheck", dependencies: ["CSwiftletGRPC"]),
         /// Serves CRI handlers under runtime.v1 and runtime.v1alpha2 on a unix socket.
         .target(
             name: "CRIServer",
@@ -115,7 +118,7 @@ let package = Package(
         .target(
             name: "KubeNode",
             dependencies: [
-                "KubeClient", "StaticPods", "ResourceLedger", "KubeletServer", "SwiftletRuntime", "CRI", "SwiftletConfig",
+                "KubeClient", "StaticPods", "ResourceLedger", "KubeletServer", "GRPCHealthCheck", "SwiftletRuntime", "CRI", "SwiftletConfig",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -158,6 +161,7 @@ let package = Package(
 
         .testTarget(name: "CRIProtobufCTests", dependencies: ["CRI", "CRIProtobufC"]),
         .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient"]),
+        .testTarget(name: "GRPCHealthCheckTests", dependencies: ["GRPCHealthCheck", "GRPCServer"]),
         .testTarget(name: "SwiftletConfigTests", dependencies: ["SwiftletConfig"]),
         /// Helpers shared by the test targets (temporary directory trees).
         .target(name: "SwiftletTestSupport", path: "Tests/SwiftletTestSupport"),

@@ -1,0 +1,1 @@
+// The gRPC health check client (being written).
