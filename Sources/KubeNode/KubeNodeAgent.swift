@@ -108,18 +108,29 @@ public final class KubeNodeAgent: Sendable {
                                                     checks: backend.healthChecks, logger: logger))
         }
         if configuration.port != 0 {
+            // The serving certificate: as configured, else a self-signed pair under <root>/pki
+            // (made once, reused after), as the kubelet does.
+            var files: (certificateFile: String, keyFile: String)?
             if let certificate = configuration.tlsCertFile, let key = configuration.tlsPrivateKeyFile {
+                files = (certificate, key)
+            } else {
+                do {
+                    files = try ServingCertificate.ensureSelfSigned(directory: configuration.root + "/pki", hostnames: [identity.hostname],
+                                                                    ipAddresses: [identity.internalIP])
+                } catch {
+                    logger.error("kubelet API not served: no serving certificate", metadata: ["error": "\(error)"])
+                }
+            }
+            if let files {
                 let tokenReviewer: (any TokenReviewer)? = configuration.authenticationTokenWebhook ? client.map { APITokenReviewer(client: $0) } : nil
                 let authorizer: any Authorizer = configuration.authorizationMode == "Webhook" && client != nil
                     ? APIAuthorizer(client: client!) : AlwaysAllowAuthorizer()
                 servers.append(KubeletAPIServer(
                     configuration: KubeletAPIServer.Configuration(
                         address: configuration.address, port: configuration.port, nodeName: identity.name,
-                        tls: .init(certificateFile: certificate, keyFile: key, clientCAFile: configuration.clientCAFile),
+                        tls: .init(certificateFile: files.certificateFile, keyFile: files.keyFile, clientCAFile: configuration.clientCAFile),
                         anonymousAuthEnabled: configuration.anonymousAuth, tokenReviewer: tokenReviewer, authorizer: authorizer),
                     backend: backend, logger: logger))
-            } else {
-                logger.warning("kubelet API not served: no serving certificate (--tls-cert-file, --tls-private-key-file)")
             }
         }
         await withDiscardingTaskGroup { group in

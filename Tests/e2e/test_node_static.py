@@ -111,3 +111,19 @@ def test_the_example_static_pods_run_offline(make_node):
     ip = node.runtime.pod_status(sandbox.id).network.ip
     wait_for(lambda: f"pod {ip} on {node.name}" in node.pod_log("default", ticker, sandbox.metadata.uid, "ticker"),
              message="the ticker's log line")
+
+
+def test_the_kubelet_api_serves_with_a_self_signed_certificate(make_node):
+    """Without --tls-cert-file the kubelet API serves a self-signed pair made under <root>/pki
+    (anonymous requests refused: the default is authentication required)."""
+    import subprocess
+    node = make_node()
+    node.start()
+    pki = node.runtime.agent.root / "pki"
+    wait_for(lambda: (pki / "kubelet.crt").exists(), message="the self-signed pair")
+    def curl(*args):
+        return subprocess.run(node.runtime.wrap(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", *args]),
+                              capture_output=True, text=True).stdout
+    assert wait_for(lambda: curl("--cacert", str(pki / "kubelet.crt"), "https://127.0.0.1:10250/pods") == "401",
+                    message="TLS verified against the self-signed CA, anonymous refused")
+    assert curl("http://127.0.0.1:10248/healthz") == "200"
