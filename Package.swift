@@ -98,7 +98,7 @@ let package = Package(
         /// The Kubernetes API client: kubeconfig (KUBECONFIG conventions), HTTPS through libcurl
         /// (client certificates, bearer tokens), typed verbs on JSON-backed resources, watches,
         /// metav1.Status errors, retries.
-        .target(name: "KubeClient", dependencies: ["CSwiftletHTTP", "Yams"]),
+        .target(name: "KubeClient", dependencies: ["CSwiftletHTTP", "CSwiftletTLS", "Yams"]),
         /// Static pods: manifests (YAML/JSON) in a directory, watched with inotify and rescanned,
         /// turned into pods as the kubelet names and annotates them.
         .target(name: "StaticPods", dependencies: ["KubeClient", "Yams"]),
