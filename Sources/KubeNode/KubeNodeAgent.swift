@@ -23,6 +23,7 @@ public final class KubeNodeAgent: Sendable {
     let probeManager: ProbeManager
     let statuses: PodStatusPoster
     let mirrors: MirrorPods?
+    let recorder: EventRecorder
     let logger: Logger
     private let loopHeartbeat = Mutex(ContinuousClock.now)
 
@@ -48,13 +49,15 @@ public final class KubeNodeAgent: Sendable {
         let objects: any ClusterObjects = client.map { APIClusterObjects(client: $0) } ?? NoClusterObjects()
         let wakeTarget = WorkersBox()
         let probeResults = ProbeResults { uid in wakeTarget.workers?.wake(podUID: uid) }
+        let recorder = EventRecorder(client: client, nodeName: identity.name, logger: logger)
+        self.recorder = recorder
         let podsRoot = configuration.root + "/pods"
         let sync = PodSync(
             calls: calls, volumes: PodVolumes(podsRoot: podsRoot, objects: objects),
             environment: PodEnvironment(objects: objects, serviceEnv: [], allocatable: resources.ledger.allocatable.apiStrings),
             probes: probeResults, nodeIP: identity.internalIP, podLogsDir: configuration.podLogsDir,
-            memoryCapacity: resources.memoryCapacity, podCgroupRoot: configuration.cgroupsRoot + "/kubepods", logger: logger)
-        probeManager = ProbeManager(calls: calls, results: probeResults, logger: logger)
+            memoryCapacity: resources.memoryCapacity, podCgroupRoot: configuration.cgroupsRoot + "/kubepods", events: recorder, logger: logger)
+        probeManager = ProbeManager(calls: calls, results: probeResults, events: recorder, logger: logger)
         statuses = PodStatusPoster(client: client, logger: logger)
         workers = PodWorkers(sync: sync, probes: probeManager, statuses: statuses, admission: PodAdmission(ledger: resources.ledger),
                              nodeIP: identity.internalIP, logger: logger)
@@ -80,6 +83,7 @@ public final class KubeNodeAgent: Sendable {
                 group.addTask { await self.probeManager.run() }
                 group.addTask { await self.watchContainerEvents() }
                 group.addTask { await self.housekeeping() }
+                group.addTask { await self.recorder.run() }
                 if let path = configuration.staticPodPath {
                     group.addTask { await self.runStaticPods(path) }
                 }
@@ -91,6 +95,7 @@ public final class KubeNodeAgent: Sendable {
         } onCancel: {
             self.workers.shutdown()
             self.probeManager.shutdown()
+            self.recorder.shutdown()
         }
     }
 
@@ -164,6 +169,7 @@ public final class KubeNodeAgent: Sendable {
                 request.runtimeConfig = RuntimeConfig(networkConfig: NetworkConfig(podCidr: cidrs.joined(separator: ",")))
                 _ = try? await self.calls.runtime.updateRuntimeConfig(request, context: RuntimeCalls.context("UpdateRuntimeConfig"))
             })
+        recorder.node(reason: "Starting", "Starting kubelet.")
         do {
             try await reporter.register()
         } catch {

@@ -17,6 +17,8 @@ struct PodMemory: Sendable {
     /// Admission refusal (reason, message): the pod never runs.
     var rejected: (reason: String, message: String)?
     var volumesReadyAt: ContinuousClock.Instant?
+    /// Containers found waiting out their backoff in this sync (a BackOff event each).
+    var backingOff: Set<String> = []
 }
 
 /// One sync of a pod toward its spec, as the kubelet's `SyncPod`/`computePodActions`: a sandbox,
@@ -32,6 +34,7 @@ struct PodSync: Sendable {
     let podLogsDir: String
     let memoryCapacity: Int64
     let podCgroupRoot: String
+    let events: EventRecorder
     let logger: Logger
 
     static let initialBackoff = Duration.seconds(10)
@@ -43,6 +46,13 @@ struct PodSync: Sendable {
 
     /// Brings the runtime toward `pod`'s spec. Returns the runtime state after the sync.
     func sync(_ pod: Pod, memory: inout PodMemory) async -> RuntimeCalls.PodState {
+        memory.backingOff = []
+        defer {
+            for name in memory.backingOff.sorted() {
+                let isInit = pod.spec?.initContainers?.contains { $0.name == name } ?? false
+                events.pod(pod, container: name, isInit: isInit, "Warning", reason: "BackOff", "Back-off restarting failed container")
+            }
+        }
         var state = (try? await calls.podState(uid: pod.uid)) ?? RuntimeCalls.PodState()
         let restartPolicy = pod.spec?.restartPolicy ?? "Always"
         // Volumes: made once, config maps/secrets/tokens refreshed every minute.
@@ -52,6 +62,7 @@ struct PodSync: Sendable {
                 memory.volumesReadyAt = .now
                 memory.sandboxError = nil
             } catch {
+                if memory.sandboxError != error.description { events.pod(pod, "Warning", reason: "FailedMount", error.description) }
                 memory.sandboxError = error.description
                 logger.warning("unable to prepare the pod's volumes", metadata: ["pod": "\(pod.fullName)", "error": "\(error)"])
                 if state.readySandbox == nil { return state }
@@ -72,6 +83,7 @@ struct PodSync: Sendable {
                 memory.sandboxError = nil
             } catch {
                 memory.sandboxError = "Failed to create pod sandbox: \(error)"
+                events.pod(pod, "Warning", reason: "FailedCreatePodSandBox", "Failed to create pod sandbox: \(error)")
                 logger.warning("failed to create pod sandbox", metadata: ["pod": "\(pod.fullName)", "error": "\(error)"])
                 return state
             }
@@ -91,7 +103,7 @@ struct PodSync: Sendable {
                 if restartPolicy == "Never" { return state }  // the pod fails
                 guard backoffPassed(spec.name, finishedAt: latest.finishedAt, memory: &memory) else { return state }
             }
-            await start(spec, pod: pod, sandbox: sandbox, state: state, memory: &memory)
+            await start(spec, pod: pod, sandbox: sandbox, state: state, memory: &memory, isInit: true)
             return (try? await calls.podState(uid: pod.uid)) ?? state
         }
 
@@ -110,6 +122,7 @@ struct PodSync: Sendable {
                     logger.info("container failed liveness probe, will be restarted", metadata: [
                         "pod": "\(pod.fullName)", "container": "\(spec.name)",
                     ])
+                    events.pod(pod, container: spec.name, reason: "Killing", "Container \(spec.name) failed liveness probe, will be restarted")
                     await killContainers(pod, [latest], grace: spec.livenessProbe?.terminationGracePeriodSeconds, reason: "liveness probe failed")
                     changed = true
                 } else {
@@ -156,6 +169,7 @@ struct PodSync: Sendable {
         if let entry = memory.backoff[name] {
             if ContinuousClock.now < entry.until {
                 memory.waiting[name] = ("CrashLoopBackOff", "back-off \(Self.seconds(entry.delay)) restarting failed container")
+                memory.backingOff.insert(name)
                 return false
             }
             return true
@@ -177,19 +191,24 @@ struct PodSync: Sendable {
     /// Pulls (per `imagePullPolicy`), creates and starts one container; failures become the
     /// container's waiting reason (ErrImagePull, ErrImageNeverPull, CreateContainerConfigError,
     /// CreateContainerError, RunContainerError).
-    func start(_ spec: ContainerSpec, pod: Pod, sandbox: PodSandbox, state: RuntimeCalls.PodState, memory: inout PodMemory) async {
+    func start(_ spec: ContainerSpec, pod: Pod, sandbox: PodSandbox, state: RuntimeCalls.PodState, memory: inout PodMemory,
+               isInit: Bool = false) async {
         let instances = state.instances(of: spec.name)
         let restartCount = instances.first.map { Int($0.metadata?.attempt ?? 0) + 1 } ?? 0
         let image = spec.image ?? ""
         let imageRef: String
         do {
-            imageRef = try await ensureImage(image, policy: spec.imagePullPolicy ?? (image.hasSuffix(":latest") || !image.contains(":") ? "Always" : "IfNotPresent"))
+            imageRef = try await ensureImage(image, policy: spec.imagePullPolicy ?? (image.hasSuffix(":latest") || !image.contains(":") ? "Always" : "IfNotPresent"),
+                                             pod: pod, container: spec.name, isInit: isInit)
         } catch let error as NodeError {
             let neverPull = error.detail.contains("ErrImageNeverPull")
-            memory.waiting[spec.name] = (neverPull ? "ErrImageNeverPull" : "ErrImagePull", error.detail.replacingOccurrences(of: "ErrImageNeverPull: ", with: ""))
+            let message = error.detail.replacingOccurrences(of: "ErrImageNeverPull: ", with: "")
+            memory.waiting[spec.name] = (neverPull ? "ErrImageNeverPull" : "ErrImagePull", message)
+            events.pod(pod, container: spec.name, isInit: isInit, "Warning", reason: neverPull ? "ErrImageNeverPull" : "Failed", message)
             return
         } catch {
             memory.waiting[spec.name] = ("ErrImagePull", "\(error)")
+            events.pod(pod, container: spec.name, isInit: isInit, "Warning", reason: "Failed", "Error: ErrImagePull")
             return
         }
         let env: [KeyValue]
@@ -199,6 +218,7 @@ struct PodSync: Sendable {
             mounts = try volumes.mounts(for: spec, pod: pod, restartCount: restartCount)
         } catch {
             memory.waiting[spec.name] = ("CreateContainerConfigError", error.description)
+            events.pod(pod, container: spec.name, isInit: isInit, "Warning", reason: "Failed", "Error: \(error.description)")
             return
         }
         let containerConfig = config(pod).containerConfig(spec, restartCount: restartCount, imageRef: imageRef, env: env, mounts: mounts,
@@ -211,16 +231,20 @@ struct PodSync: Sendable {
                 context: RuntimeCalls.context("CreateContainer")).containerId
         } catch {
             memory.waiting[spec.name] = ("CreateContainerError", "\(error)")
+            events.pod(pod, container: spec.name, isInit: isInit, "Warning", reason: "Failed", "Error: \(error)")
             return
         }
+        events.pod(pod, container: spec.name, isInit: isInit, reason: "Created", "Created container \(spec.name)")
         do {
             _ = try await calls.runtime.startContainer(StartContainerRequest(containerId: id), context: RuntimeCalls.context("StartContainer"))
             memory.waiting.removeValue(forKey: spec.name)
             noteStarted(spec.name, memory: &memory, restarting: restartCount > 0)
+            events.pod(pod, container: spec.name, isInit: isInit, reason: "Started", "Started container \(spec.name)")
             logger.info("started container", metadata: ["pod": "\(pod.fullName)", "container": "\(spec.name)", "id": "\(id)",
                                                         "restartCount": "\(restartCount)"])
         } catch {
             memory.waiting[spec.name] = ("RunContainerError", "\(error)")
+            events.pod(pod, container: spec.name, isInit: isInit, "Warning", reason: "Failed", "Error: \(error)")
             noteStarted(spec.name, memory: &memory, restarting: true)
             return
         }
@@ -232,20 +256,29 @@ struct PodSync: Sendable {
                 ])
                 _ = try? await calls.runtime.stopContainer(StopContainerRequest(containerId: id, timeout: 0), context: RuntimeCalls.context("StopContainer"))
                 memory.waiting[spec.name] = ("PostStartHookError", failure)
+                events.pod(pod, container: spec.name, isInit: isInit, "Warning", reason: "FailedPostStartHook", failure)
             }
         }
     }
 
     /// The image's reference in the store, pulled per the policy.
-    func ensureImage(_ image: String, policy: String) async throws -> String {
+    func ensureImage(_ image: String, policy: String, pod: Pod, container: String, isInit: Bool) async throws -> String {
         let spec = ImageSpec(image: image)
         let present = try? await calls.images.imageStatus(ImageStatusRequest(image: spec), context: RuntimeCalls.context("ImageStatus", service: "ImageService")).image
-        if let present, policy != "Always" { return present.id }
+        if let present, policy != "Always" {
+            events.pod(pod, container: container, isInit: isInit, reason: "Pulled", "Container image \"\(image)\" already present on machine")
+            return present.id
+        }
         if policy == "Never" {
             throw NodeError(.podSpec, detail: "ErrImageNeverPull: Container image \"\(image)\" is not present with pull policy of Never")
         }
         do {
-            return try await calls.images.pullImage(PullImageRequest(image: spec), context: RuntimeCalls.context("PullImage", service: "ImageService")).imageRef
+            events.pod(pod, container: container, isInit: isInit, reason: "Pulling", "Pulling image \"\(image)\"")
+            let started = ContinuousClock.now
+            let ref = try await calls.images.pullImage(PullImageRequest(image: spec), context: RuntimeCalls.context("PullImage", service: "ImageService")).imageRef
+            events.pod(pod, container: container, isInit: isInit, reason: "Pulled",
+                       "Successfully pulled image \"\(image)\" in \(ContinuousClock.now - started)")
+            return ref
         } catch {
             // "Always" with the image present and the registry unreachable: run what is here.
             if let present { return present.id }
@@ -270,6 +303,9 @@ struct PodSync: Sendable {
                     }
                     let spent = (ContinuousClock.now - started).components.seconds
                     let remaining = max(period - spent, 2)
+                    if reason != "liveness probe failed" {
+                        events.pod(pod, container: container.metadata?.name, reason: "Killing", "Stopping container \(container.metadata?.name ?? "")")
+                    }
                     logger.info("killing container", metadata: [
                         "pod": "\(pod.fullName)", "container": "\(container.metadata?.name ?? "")", "gracePeriod": "\(remaining)", "reason": "\(reason)",
                     ])

@@ -172,6 +172,7 @@ final class PodWorkers: Sendable {
             if !admitted {
                 if let refusal = admission.admit(pod) {
                     memory.rejected = refusal
+                    sync.events.pod(pod, "Warning", reason: refusal.reason, refusal.message)
                     logger.warning("pod rejected", metadata: ["pod": "\(pod.fullName)", "reason": "\(refusal.reason)", "message": "\(refusal.message)"])
                 }
                 admitted = true

@@ -59,14 +59,16 @@ final class ProbeManager: Sendable {
 
     let calls: RuntimeCalls
     let results: ProbeResults
+    let events: EventRecorder
     let logger: Logger
     private let active = Mutex<Set<String>>([])
     private let requests: AsyncStream<Work>
     private let requestSink: AsyncStream<Work>.Continuation
 
-    init(calls: RuntimeCalls, results: ProbeResults, logger: Logger) {
+    init(calls: RuntimeCalls, results: ProbeResults, events: EventRecorder, logger: Logger) {
         self.calls = calls
         self.results = results
+        self.events = events
         self.logger = logger
         (requests, requestSink) = AsyncStream.makeStream(of: Work.self)
     }
@@ -131,6 +133,10 @@ final class ProbeManager: Sendable {
             }
             let result = await ProbeRunner.run(probe, containerID: work.containerID, podIP: work.podIP, calls: calls)
             if result.success { successes += 1; failures = 0 } else { failures += 1; successes = 0 }
+            if !result.success {
+                let kind = work.kind.rawValue.prefix(1).uppercased() + work.kind.rawValue.dropFirst()
+                events.pod(work.pod, container: work.spec.name, "Warning", reason: "Unhealthy", "\(kind) probe failed: \(result.message)")
+            }
             let uid = work.pod.uid
             switch work.kind {
             case .readiness:

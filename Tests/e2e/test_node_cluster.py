@@ -188,6 +188,13 @@ def test_a_failing_liveness_probe_restarts_the_container_with_backoff(member):
     last = restarted["status"]["containerStatuses"][0].get("lastState", {}).get("terminated", {})
     assert last.get("exitCode") == 137
     assert member.run_kubectl("logs", "unhealthy", "--previous").returncode == 0
+    events = json.loads(member.kubectl("get", "events", "--field-selector", "involvedObject.name=unhealthy", "-o", "json"))["items"]
+    reasons = {e["reason"] for e in events}
+    assert {"Pulled", "Created", "Started", "Unhealthy", "Killing"} <= reasons, reasons
+    unhealthy = next(e for e in events if e["reason"] == "Unhealthy")
+    assert unhealthy["type"] == "Warning" and unhealthy["message"].startswith("Liveness probe failed")
+    assert unhealthy["source"] == {"component": "kubelet", "host": member.name}
+    assert unhealthy["involvedObject"]["fieldPath"] == "spec.containers{main}"
     # The second restart waits for the crash-loop backoff (10 s after the first restart), in
     # which the pod reports CrashLoopBackOff.
     waiting = wait_for(lambda: (lambda s: s if s["restartCount"] >= 2 or
