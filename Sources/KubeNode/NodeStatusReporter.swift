@@ -72,9 +72,8 @@ public final class NodeStatusReporter: Sendable {
     func registerOnce() async throws(KubeAPIError) {
         let inputs = await source.statusInputs()
         let status = NodeStatusBuilder.status(identity: identity, kubeletPort: kubeletPort, inputs: inputs, previous: nil, now: Date())
-        var metadata = ObjectMeta(name: identity.name, labels: labels,
+        let metadata = ObjectMeta(name: identity.name, labels: labels,
                                   annotations: ["volumes.kubernetes.io/controller-managed-attach-detach": "true"])
-        metadata.name = identity.name
         let node = Node(metadata: metadata, spec: NodeSpec(taints: taints.isEmpty ? nil : taints), status: status)
         let stored: Node
         do {

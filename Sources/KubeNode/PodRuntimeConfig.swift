@@ -60,14 +60,38 @@ struct PodRuntimeConfig: Sendable {
         return config
     }
 
-    /// The pod's DNS: `dnsConfig` (with policy `None`, or merged), else the host's resolver
-    /// (no cluster DNS is configured on this node, so `ClusterFirst` falls back to `Default`,
-    /// as the kubelet does without `--cluster-dns`).
-    func dnsConfig() -> DNSConfig? {
-        guard let custom = pod.spec?.dnsConfig else { return pod.spec?.dnsPolicy == "None" ? DNSConfig() : nil }
-        var options = custom.options?.map { option in option.value.map { "\(option.name ?? ""):\($0)" } ?? (option.name ?? "") } ?? []
-        if options.isEmpty, pod.spec?.dnsPolicy != "None" { options = [] }
-        return DNSConfig(servers: custom.nameservers ?? [], searches: custom.searches ?? [], options: options)
+    /// The pod's DNS, as the kubelet's `GetPodDNS` without a cluster DNS server configured:
+    /// policy `None` uses `dnsConfig` alone; otherwise the host's resolver (`ClusterFirst` falls
+    /// back to `Default` when the node has no `--cluster-dns`) with `dnsConfig` merged in
+    /// (nameservers and searches appended without duplicates, options by name). nil: the
+    /// runtime's default (the host's resolv.conf).
+    func dnsConfig(hostResolvConf: String = "/etc/resolv.conf") -> DNSConfig? {
+        let policy = pod.spec?.dnsPolicy ?? "ClusterFirst"
+        guard let custom = pod.spec?.dnsConfig else { return policy == "None" ? DNSConfig() : nil }
+        func format(_ option: PodDNSConfigOption) -> String { option.value.map { "\(option.name ?? ""):\($0)" } ?? (option.name ?? "") }
+        var config = DNSConfig()
+        if policy != "None", let text = try? String(contentsOfFile: hostResolvConf, encoding: .utf8) {
+            for line in text.split(separator: "\n") {
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+                guard let key = fields.first else { continue }
+                switch key {
+                case "nameserver": config.servers += fields.dropFirst().prefix(1)
+                case "search", "domain": config.searches = Array(fields.dropFirst())
+                case "options": config.options += fields.dropFirst()
+                default: break
+                }
+            }
+        }
+        for server in custom.nameservers ?? [] where !config.servers.contains(server) { config.servers.append(server) }
+        for search in custom.searches ?? [] where !config.searches.contains(search) { config.searches.append(search) }
+        for option in custom.options ?? [] {
+            let name = option.name ?? ""
+            config.options.removeAll { $0 == name || $0.hasPrefix(name + ":") }
+            config.options.append(format(option))
+        }
+        config.servers = Array(config.servers.prefix(3))
+        config.searches = Array(config.searches.prefix(6))
+        return config
     }
 
     func seccomp(_ profile: SeccompProfile?) -> SecurityProfile? {

@@ -91,8 +91,6 @@ struct PodSync: Sendable {
             // Containers of older sandboxes are gone with them; the new sandbox starts afresh.
         }
         guard let sandbox = state.readySandbox else { return state }
-        let inSandbox = state.containers.filter { $0.labels[PodLabels.podUID] == pod.uid }
-        _ = inSandbox
 
         // Init containers, in order: each must succeed before the next starts.
         for spec in pod.spec?.initContainers ?? [] {

@@ -356,3 +356,27 @@ def test_port_forward_through_the_api_server(member):
     finally:
         forward.terminate()
         forward.wait(timeout=10)
+
+
+def test_http_and_tcp_probes_and_the_prestop_hook(member):
+    shared = member.runtime.dir / "prestop"
+    shared.mkdir()
+    pod = pod_manifest(member, "hooked", "mkdir -p /www && echo ok > /www/healthz && exec httpd -f -p 8080 -h /www",
+                       terminationGracePeriodSeconds=30)
+    container = pod["spec"]["containers"][0]
+    container["readinessProbe"] = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1}
+    container["livenessProbe"] = {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+    container["lifecycle"] = {"preStop": {"exec": {"command": ["sh", "-c", "echo prestop-ran > /shared/marker"]}},
+                              "postStart": {"exec": {"command": ["sh", "-c", "echo poststart-ran > /shared/started"]}}}
+    container["volumeMounts"] = [{"name": "shared", "mountPath": "/shared"}]
+    pod["spec"]["volumes"] = [{"name": "shared", "hostPath": {"path": str(shared), "type": "Directory"}}]
+    create(member, pod)
+    wait_running(member, "hooked")
+    wait_for(lambda: condition(get(member, "pod", "hooked"), "Ready")["status"] == "True", timeout=30,
+             message="Ready through the HTTP probe")
+    assert (shared / "started").read_text() == "poststart-ran\n"
+    time.sleep(3)
+    assert get(member, "pod", "hooked")["status"]["containerStatuses"][0]["restartCount"] == 0  # the TCP probe passes
+    member.kubectl("delete", "pod", "hooked", "--wait=false")
+    wait_for(lambda: member.run_kubectl("get", "pod", "hooked").returncode != 0, timeout=60, message="the pod gone")
+    assert (shared / "marker").read_text() == "prestop-ran\n"
