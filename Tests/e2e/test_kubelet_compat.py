@@ -34,14 +34,18 @@ termination message); both are deleted and Swiftlet must end with no sandbox or 
 The Kubernetes binaries come from hack/local-up-cluster.sh (built once from Debian's source,
 cached): if they cannot be built the test is skipped with the reason (and a warning).
 """
+import contextlib
+import fcntl
 import ipaddress
 import json
+import os
 import pathlib
 import secrets
 import shutil
 import signal
 import subprocess
 import tempfile
+import types
 import warnings
 
 import grpc
@@ -84,11 +88,58 @@ def read_tunables():
     return {name: pathlib.Path("/proc/sys", name).read_text() for name in KERNEL_TUNABLES}
 
 
-def restore_tunables(saved):
-    for name, value in saved.items():
-        path = pathlib.Path("/proc/sys", name)
-        if path.read_text() != value:
-            path.write_text(value)
+# The tunables are the machine's: with two of these tests at once (two sessions, or a session and
+# CI) the second would save the first kubelet's values. The first holder saves the machine's
+# values in a file under /run; the last one out (dead holders do not count) restores them.
+TUNABLES_FILE = pathlib.Path("/run/swiftlet-e2e-kubelet-tunables.json")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+@contextlib.contextmanager
+def _tunables_lock():
+    """The state file's contents ([state or None], holders alive only) under a lock on its
+    directory (no lock file to leave behind); what the block leaves in the box is written back."""
+    directory = os.open(TUNABLES_FILE.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(directory, fcntl.LOCK_EX)
+        state = json.loads(TUNABLES_FILE.read_text()) if TUNABLES_FILE.exists() else None
+        if state is not None:
+            state["holders"] = {token: pid for token, pid in state["holders"].items() if _pid_alive(pid)}
+        box = [state]
+        yield box
+        if box[0] is None:
+            TUNABLES_FILE.unlink(missing_ok=True)
+        else:
+            TUNABLES_FILE.write_text(json.dumps(box[0]))
+    finally:
+        os.close(directory)
+
+
+def hold_tunables(token):
+    with _tunables_lock() as box:
+        if box[0] is None or not box[0]["holders"]:
+            box[0] = {"values": box[0]["values"] if box[0] else read_tunables(), "holders": {}}
+        box[0]["holders"][token] = os.getpid()
+
+
+def release_tunables(token):
+    with _tunables_lock() as box:
+        if box[0] is None:
+            return
+        box[0]["holders"].pop(token, None)
+        if not box[0]["holders"]:
+            for name, value in box[0]["values"].items():
+                path = pathlib.Path("/proc/sys", name)
+                if path.read_text() != value:
+                    path.write_text(value)
+            box[0] = None
 
 
 class Kubelet:
@@ -168,31 +219,26 @@ class Kubelet:
 @pytest.fixture
 def node(kube_bin_dir, cri, test_image_archives):
     """A node: Swiftlet, a control plane and a kubelet in one network namespace (see the module doc)."""
-    saved_tunables = read_tunables()
     had_logs = {path: path.exists() for path in (POD_LOGS, CONTAINER_LOGS)}
     token = secrets.token_hex(4)
     swiftlet = runtimes.make_runtime("swiftlet", cri, test_image_archives)
-    cluster = kubelet = None
-    node = None
+    node = types.SimpleNamespace(swiftlet=swiftlet, cluster=None, kubelet=None, cri=cri, token=token, pod_names=[])
     try:
+        hold_tunables(token)
         swiftlet.boot()
-        cluster = Cluster(node_name=NODE, netns=swiftlet.netns)
-        cluster.up()
-        kubelet = Kubelet(kube_bin_dir, swiftlet.netns, cluster, swiftlet.socket, token)
-        kubelet.start()
-        node = type("Node", (), {})()
-        node.swiftlet, node.cluster, node.kubelet, node.cri = swiftlet, cluster, kubelet, cri
-        node.token = token
-        node.pod_names = []
+        node.cluster = Cluster(node_name=NODE, netns=swiftlet.netns)
+        node.cluster.up()
+        node.kubelet = Kubelet(kube_bin_dir, swiftlet.netns, node.cluster, swiftlet.socket, token)
+        node.kubelet.start()
         yield node
     finally:
         errors = []
-        for step in (lambda: kubelet and kubelet.stop(),
+        for step in (lambda: node.kubelet and node.kubelet.stop(),  # first: it would restart what goes
                      swiftlet.cleanup,
-                     lambda: kubelet and kubelet.cleanup(),
-                     lambda: cluster and cluster.down(),
-                     lambda: restore_tunables(saved_tunables),
-                     lambda: remove_pod_logs(node.pod_names if node else [], had_logs)):
+                     lambda: node.kubelet and node.kubelet.cleanup(),
+                     lambda: node.cluster and node.cluster.down(),
+                     lambda: release_tunables(token),
+                     lambda: remove_pod_logs(node.pod_names, had_logs)):
             try:
                 step()
             except Exception as error:  # every step runs; the first failure is reported
