@@ -380,3 +380,41 @@ def test_http_and_tcp_probes_and_the_prestop_hook(member):
     member.kubectl("delete", "pod", "hooked", "--wait=false")
     wait_for(lambda: member.run_kubectl("get", "pod", "hooked").returncode != 0, timeout=60, message="the pod gone")
     assert (shared / "marker").read_text() == "prestop-ran\n"
+
+
+def test_capacity_comes_from_the_cgroup_the_agent_runs_in(cri, test_image_archives):
+    """Started inside a cgroup with 1.5 CPUs and 3 GiB (as inside a Mesos or Kubernetes container),
+    the node reports that share as its capacity."""
+    runtime = runtimes.make_runtime("swiftlet", cri, test_image_archives)
+    cluster = None
+    group = f"swl-e2e-limit-{secrets.token_hex(3)}"
+    try:
+        runtime._prepare_network()
+        runtime._prepare_network = lambda: None
+        name = f"swl-small-{secrets.token_hex(3)}"
+        cluster = Cluster(node_name=name, netns=runtime.netns).up()
+        for controller in ("cpu", "memory"):
+            os.makedirs(f"/sys/fs/cgroup/{controller}/{group}", exist_ok=True)
+        with open(f"/sys/fs/cgroup/cpu/{group}/cpu.cfs_quota_us", "w") as f:
+            f.write("150000")
+        with open(f"/sys/fs/cgroup/memory/{group}/memory.limit_in_bytes", "w") as f:
+            f.write(str(3 << 30))
+        node = Node(runtime, name=name, cluster=cluster)
+        enter = (f"echo $$ > /sys/fs/cgroup/cpu/{group}/cgroup.procs && "
+                 f"echo $$ > /sys/fs/cgroup/memory/{group}/cgroup.procs && exec \"$@\"")
+        runtime.agent.args = ["sh", "-c", enter, "sh", *runtime.agent.args]
+        runtime.boot()
+        registered = wait_for(lambda: json.loads(cluster.kubectl("get", "node", name, "-o", "json")), timeout=30,
+                              message="the node registered")
+        assert registered["status"]["capacity"]["cpu"] == "1500m"
+        assert registered["status"]["capacity"]["memory"] == "3Gi"
+        assert registered["status"]["allocatable"]["memory"] == f"{3 * 1024 - 100}Mi"
+    finally:
+        runtime.cleanup()
+        if cluster is not None:
+            cluster.down()
+        for controller in ("cpu", "memory"):
+            try:
+                os.rmdir(f"/sys/fs/cgroup/{controller}/{group}")
+            except OSError:
+                pass
