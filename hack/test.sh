@@ -23,11 +23,14 @@ hack/verify-codegen.sh
 step "swift build"
 swift build --build-tests
 
+step "Kubernetes 1.20 control plane and kubelet for the node tests (built once per machine, cached)"
+hack/local-up-cluster.sh build
+
 step "swift test (Swift Testing)"
 swift test --skip-build
 
 step "end-to-end: swiftlet run + grpcio"
-SWIFTLET_BIN="$PWD/.build/debug/swiftlet" .venv/bin/python -m pytest -q -p no:cacheprovider Tests/e2e
+SWIFTLET_BIN="$PWD/.build/debug/swiftlet" .venv/bin/python -m pytest -q -rs -p no:cacheprovider Tests/e2e
 
 step "differential: the pod and container suite against containerd 1.6 + runc"
 hack/test-differential.sh
@@ -51,7 +54,7 @@ if ! $quick; then
   cp .build/debug/swiftlet-monitor "$asan_bin/swiftlet-monitor"
   status=0
   ASAN_OPTIONS="detect_leaks=1:log_path=$asan_logs/agent" LSAN_OPTIONS="suppressions=$PWD/hack/lsan-suppressions.txt:print_suppressions=0" \
-    SWIFTLET_BIN="$asan_bin/swiftlet" .venv/bin/python -m pytest -q -p no:cacheprovider Tests/e2e || status=$?
+    SWIFTLET_BIN="$asan_bin/swiftlet" .venv/bin/python -m pytest -q -rs -p no:cacheprovider Tests/e2e || status=$?
   rm -rf "$asan_bin"
   if compgen -G "$asan_logs/agent*" >/dev/null; then
     cat "$asan_logs"/agent* >&2
