@@ -63,7 +63,13 @@ public final class KubeNodeAgent: Sendable {
                              nodeIP: identity.internalIP, logger: logger)
         wakeTarget.workers = workers
         let nodeName = identity.name
-        mirrors = client.map { MirrorPods(client: $0, nodeName: nodeName, logger: logger) }
+        let statuses = statuses, workers = workers
+        mirrors = client.map {
+            MirrorPods(client: $0, nodeName: nodeName, logger: logger) { staticPod in
+                statuses.forget(staticPod)
+                workers.wake(podUID: staticPod.uid)
+            }
+        }
     }
 
     /// The pods this node runs, with their current status (for the kubelet API's `/pods`).

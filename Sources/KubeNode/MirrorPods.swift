@@ -12,13 +12,16 @@ final class MirrorPods: Sendable {
     let client: KubeClient
     let nodeName: String
     let logger: Logger
+    /// Called with the static pod whose mirror was just made (its status must be posted again).
+    let onCreated: @Sendable (Pod) -> Void
     private let desired = Mutex<[StaticPod]>([])
     private let wake = WakeSignal()
 
-    init(client: KubeClient, nodeName: String, logger: Logger) {
+    init(client: KubeClient, nodeName: String, logger: Logger, onCreated: @escaping @Sendable (Pod) -> Void) {
         self.client = client
         self.nodeName = nodeName
         self.logger = logger
+        self.onCreated = onCreated
     }
 
     func setStaticPods(_ pods: [StaticPod]) {
@@ -52,6 +55,7 @@ final class MirrorPods: Sendable {
             do {
                 _ = try await client.create("/api/v1/namespaces/\(staticPod.namespace)/pods", mirrorPod(of: staticPod, nodeUID: nodeUID))
                 logger.info("created mirror pod", metadata: ["pod": "\(staticPod.namespace)/\(staticPod.name)"])
+                onCreated(staticPod.pod)
             } catch let error where error.isAlreadyExists {
             } catch {
                 logger.warning("failed to create mirror pod", metadata: ["pod": "\(staticPod.fullName)", "error": "\(error)"])

@@ -138,6 +138,7 @@ final class PodWorkers: Sendable {
                 }
                 await sync.cleanUp(uid: uid)
                 admission.release(uid)
+                if let lastPod { statuses.forget(lastPod) }
                 let reappeared = slots.withLock { slots -> Bool in
                     if slots[uid]?.pod != nil { return true }
                     slots[uid] = nil

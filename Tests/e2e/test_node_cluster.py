@@ -229,6 +229,7 @@ def test_a_static_pod_has_a_mirror_pod(member):
     member.kubectl("delete", "pod", name, "--wait=false")
     wait_for(lambda: get(member, "pod", name)["metadata"]["uid"] != mirror["metadata"]["uid"], timeout=60,
              message="the mirror pod made again")
+    wait_for(lambda: get(member, "pod", name)["status"].get("phase") == "Running", message="the new mirror pod's status")
 
 
 def test_pods_survive_an_api_server_outage_and_an_agent_restart(member):
