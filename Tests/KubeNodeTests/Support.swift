@@ -84,3 +84,18 @@ func permissions(_ path: String) -> Int {
     guard stat(path, &info) == 0 else { return -1 }
     return Int(info.st_mode & 0o7777)
 }
+
+/// A /proc file read to its end (Foundation stops /proc files after their first page).
+func readProcFile(_ path: String) -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return "" }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count <= 0 { break }
+        bytes += buffer[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
