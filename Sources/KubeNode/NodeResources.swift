@@ -63,7 +63,7 @@ struct PodAdmission: Sendable {
         guard let ledger else { return nil }
         let result = ledger.admit(.kubernetes(pod.uid), requests: Self.requests(of: pod))
         guard !result.isAdmitted else { return nil }
-        return (result.reason ?? "OutOfResources", "Pod Node didn't have enough resource: \(result.message ?? "")")
+        return (result.reason ?? "OutOfResources", "Pod " + (result.message ?? ""))
     }
 
     func release(_ uid: String) { _ = ledger?.release(.kubernetes(uid)) }
