@@ -63,8 +63,7 @@ import Testing
         #expect(admission.admit(makePod(uid: "p3", containers: [makeContainer()])) == nil)
     }
 
-    @Test(.disabled("bug: the refusal message says \"Pod Node didn't have enough resource: Node didn't have enough resource: cpu, …\" (the ledger's message already has the words); the kubelet's rejectPod writes \"Pod \" + the predicate's message"))
-    func refusalMessageIsTheKubelets() throws {
+    @Test func refusalMessageIsTheKubelets() throws {
         let admission = PodAdmission(ledger: ledger())
         let refusal = try #require(admission.admit(makePod(uid: "big", containers: [makeContainer(requests: ["cpu": "3"])])))
         #expect(refusal.message == "Pod Node didn't have enough resource: cpu, requested: 3000, used: 0, capacity: 2000")

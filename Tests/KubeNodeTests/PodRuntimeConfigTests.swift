@@ -1,6 +1,7 @@
 import CRI
 import Foundation
 import KubeClient
+import SwiftletTestSupport
 import Testing
 @testable import KubeNode
 
@@ -131,18 +132,37 @@ import Testing
         #expect(config(makePod(containers: [makeContainer()])).sandboxConfig(attempt: 0).dnsConfig == nil)
     }
 
-    @Test(.disabled("bug: with dnsPolicy ClusterFirst/Default (no cluster DNS) and a dnsConfig, only the dnsConfig is sent, so the pod's resolv.conf loses the host's nameservers and searches; the kubelet's GetPodDNS starts from the host's resolv.conf and appends the dnsConfig (appendDNSConfig)"))
-    func dnsConfigIsMergedIntoTheHostsResolver() throws {
-        let resolv = try String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)
-        let hostServers = resolv.split(separator: "\n").filter { $0.hasPrefix("nameserver") }.compactMap { $0.split(separator: " ").last.map(String.init) }
-        try #require(!hostServers.isEmpty)
+    @Test func dnsConfigIsMergedIntoTheHostsResolver() throws {
+        let tree = try TemporaryTree()
+        let resolv = try tree.write("resolv.conf", """
+            # host resolver
+            nameserver 10.0.0.53
+            nameserver 10.0.0.54
+            search example.com corp.example
+            options ndots:1 timeout:2
+
+            """)
         let pod = makePod(containers: [makeContainer()]) {
             $0.dnsPolicy = "ClusterFirst"
-            $0.dnsConfig = PodDNSConfig(options: [PodDNSConfigOption(name: "ndots", value: "2")])
+            $0.dnsConfig = PodDNSConfig(nameservers: ["10.0.0.54", "192.0.2.53"], searches: ["svc.example"],
+                                        options: [PodDNSConfigOption(name: "ndots", value: "2"), PodDNSConfigOption(name: "edns0")])
         }
-        let dns = try #require(config(pod).sandboxConfig(attempt: 0).dnsConfig)
-        #expect(dns.servers == hostServers)
-        #expect(dns.options.contains("ndots:2"))
+        let dns = try #require(config(pod).dnsConfig(hostResolvConf: resolv))
+        #expect(dns.servers == ["10.0.0.53", "10.0.0.54", "192.0.2.53"])
+        #expect(dns.searches == ["example.com", "corp.example", "svc.example"])
+        #expect(Set(dns.options) == ["ndots:2", "timeout:2", "edns0"])
+        // At most three nameservers, as the kubelet (formDNSConfigFitsLimits).
+        let many = makePod(containers: [makeContainer()]) {
+            $0.dnsPolicy = "Default"
+            $0.dnsConfig = PodDNSConfig(nameservers: ["192.0.2.1", "192.0.2.2"])
+        }
+        #expect(try #require(config(many).dnsConfig(hostResolvConf: resolv)).servers == ["10.0.0.53", "10.0.0.54", "192.0.2.1"])
+        // Policy None ignores the host.
+        let none = makePod(containers: [makeContainer()]) {
+            $0.dnsPolicy = "None"
+            $0.dnsConfig = PodDNSConfig(nameservers: ["192.0.2.53"])
+        }
+        #expect(config(none).dnsConfig(hostResolvConf: resolv) == DNSConfig(servers: ["192.0.2.53"], searches: [], options: []))
     }
 
     // MARK: Containers
