@@ -286,3 +286,33 @@ import Testing
         }
     }
 }
+
+@Suite struct ServiceEnvironmentTests {
+    @Test func dockerLinksVariablesAsTheKubelet() {
+        let services: [JSONValue] = [
+            ["metadata": ["name": "web-api"], "spec": ["clusterIP": "10.96.0.20", "ports": [
+                ["name": "http", "port": 80, "protocol": "TCP"], ["name": "dns-udp", "port": 53, "protocol": "UDP"],
+            ]]],
+            ["metadata": ["name": "headless"], "spec": ["clusterIP": "None", "ports": [["port": 80]]]],
+            ["metadata": ["name": "external"], "spec": ["ports": [["port": 80]]]],
+            ["metadata": ["name": "db"], "spec": ["clusterIP": "fd00::20", "ports": [["port": 5432]]]],
+        ]
+        let variables = ServiceEnvironment.variables(services)
+        let names = variables.map(\.0)
+        #expect(names.count == Set(names).count)
+        #expect(!names.contains { $0.hasPrefix("HEADLESS") || $0.hasPrefix("EXTERNAL") })
+        let env = Dictionary(variables, uniquingKeysWith: { first, _ in first })
+        #expect(env == [
+            "DB_SERVICE_HOST": "fd00::20", "DB_SERVICE_PORT": "5432", "DB_PORT": "tcp://[fd00::20]:5432",
+            "DB_PORT_5432_TCP": "tcp://[fd00::20]:5432", "DB_PORT_5432_TCP_PROTO": "tcp", "DB_PORT_5432_TCP_PORT": "5432",
+            "DB_PORT_5432_TCP_ADDR": "fd00::20",
+            "WEB_API_SERVICE_HOST": "10.96.0.20", "WEB_API_SERVICE_PORT": "80", "WEB_API_SERVICE_PORT_HTTP": "80",
+            "WEB_API_SERVICE_PORT_DNS_UDP": "53", "WEB_API_PORT": "tcp://10.96.0.20:80",
+            "WEB_API_PORT_80_TCP": "tcp://10.96.0.20:80", "WEB_API_PORT_80_TCP_PROTO": "tcp", "WEB_API_PORT_80_TCP_PORT": "80",
+            "WEB_API_PORT_80_TCP_ADDR": "10.96.0.20",
+            "WEB_API_PORT_53_UDP": "udp://10.96.0.20:53", "WEB_API_PORT_53_UDP_PROTO": "udp", "WEB_API_PORT_53_UDP_PORT": "53",
+            "WEB_API_PORT_53_UDP_ADDR": "10.96.0.20",
+        ])
+        #expect(ServiceEnvironment.variables([]).isEmpty)
+    }
+}
