@@ -25,6 +25,13 @@
 #       signs CSRs with the CA, allocates pod CIDRs from CLUSTER_CIDR, and runs the bootstrap
 #       token controllers (the API server accepts bootstrap tokens). The API server advertises
 #       127.0.0.1 and so keeps no `kubernetes` Endpoints (a loopback endpoint is invalid).
+#       Kubelet TLS bootstrapping (a separate step after the above, as kubeadm sets it up): a
+#       bootstrap token (Secret bootstrap-token-<id> in kube-system), ClusterRoleBindings letting
+#       the group system:bootstrappers create CSRs (system:node-bootstrapper) with auto-approval
+#       of their node client CSRs (certificatesigningrequests:nodeclient), and auto-approval of
+#       nodes' renewals of their own client certificates for system:nodes
+#       (certificatesigningrequests:selfnodeclient); DIR/bootstrap.kubeconfig holds the token,
+#       and DIR/env adds BOOTSTRAP_KUBECONFIG and BOOTSTRAP_TOKEN.
 #       If `up` fails it stops what it started and leaves DIR with the logs for `down`.
 #   hack/local-up-cluster.sh down --dir DIR
 #       Stops every process `up` started in DIR (SIGTERM, then SIGKILL) and removes DIR.
@@ -383,6 +390,55 @@ stop_cluster() {
   done
 }
 
+# setup_bootstrap: kubelet TLS bootstrapping, as kubeadm's `bootstrap-token` phase sets it up:
+# a token, RBAC for system:bootstrappers (create CSRs, node client CSRs auto-approved), node
+# client renewals auto-approved for system:nodes, and DIR/bootstrap.kubeconfig with the token.
+setup_bootstrap() {
+  local d=$CLUSTER_DIR id secret entry binding role group
+  id=$(openssl rand -hex 3) secret=$(openssl rand -hex 8)
+  admin_curl -f -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- \
+    "$SERVER/api/v1/namespaces/kube-system/secrets" <<JSON
+{"apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+ "metadata": {"name": "bootstrap-token-$id", "namespace": "kube-system"},
+ "stringData": {"description": "swiftlet local-up-cluster kubelet bootstrap token", "token-id": "$id",
+                "token-secret": "$secret", "usage-bootstrap-authentication": "true", "usage-bootstrap-signing": "true"}}
+JSON
+  for entry in \
+    "swiftlet:kubelet-bootstrap system:node-bootstrapper system:bootstrappers" \
+    "swiftlet:node-autoapprove-bootstrap system:certificates.k8s.io:certificatesigningrequests:nodeclient system:bootstrappers" \
+    "swiftlet:node-autoapprove-certificate-rotation system:certificates.k8s.io:certificatesigningrequests:selfnodeclient system:nodes"; do
+    read -r binding role group <<<"$entry"
+    admin_curl -f -o /dev/null -X POST -H 'Content-Type: application/json' --data-binary @- \
+      "$SERVER/apis/rbac.authorization.k8s.io/v1/clusterrolebindings" <<JSON
+{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": "$binding"},
+ "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "$role"},
+ "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "$group"}]}
+JSON
+  done
+  cat >"$d/bootstrap.kubeconfig" <<KUBECONFIG
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: $SERVER
+    certificate-authority-data: $(base64 -w0 "$d/pki/ca.crt")
+users:
+- name: kubelet-bootstrap
+  user:
+    token: $id.$secret
+contexts:
+- name: kubelet-bootstrap@local
+  context:
+    cluster: local
+    user: kubelet-bootstrap
+current-context: kubelet-bootstrap@local
+preferences: {}
+KUBECONFIG
+  chmod 0600 "$d/bootstrap.kubeconfig"
+  printf 'BOOTSTRAP_KUBECONFIG=%s\nBOOTSTRAP_TOKEN=%s\n' "$d/bootstrap.kubeconfig" "$id.$secret" >>"$d/env"
+}
+
 cmd_up() {
   CLUSTER_DIR="" NODE_NAME="127.0.0.1"
   while [ $# -gt 0 ]; do
@@ -493,10 +549,12 @@ ENV
 
   write_kubeconfig "$d/admin.kubeconfig" kubernetes-admin admin
   write_kubeconfig "$d/node.kubeconfig" "system:node:$NODE_NAME" node
+  setup_bootstrap
   trap - EXIT
   echo "server:           $SERVER"
   echo "admin kubeconfig: $d/admin.kubeconfig"
   echo "node kubeconfig:  $d/node.kubeconfig   (system:node:$NODE_NAME in system:nodes)"
+  echo "bootstrap kubeconfig: $d/bootstrap.kubeconfig   (a bootstrap token in system:bootstrappers)"
   echo "env:              $d/env"
   echo "stop with:        $SELF down --dir $d"
 }
