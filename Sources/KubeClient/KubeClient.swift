@@ -14,14 +14,37 @@ import Foundation
 public final class KubeClient: Sendable {
     /// The server and credentials in use.
     public let configuration: KubeClientConfiguration
-    let tls: TLSMaterial
+    private let configuredTLS: TLSMaterial
+    /// Re-reads the client certificate and key when their files change (rotation); nil when the
+    /// configuration names no files.
+    private let certificateReloader: ClientCertificateReloader?
 
-    /// A client for a configuration.
+    /// A client for a configuration. When it names the files the client certificate and key came
+    /// from (``KubeClientConfiguration/clientCertificateFile``, ``KubeClientConfiguration/clientKeyFile``),
+    /// they are re-read whenever they change, so a rotated certificate is used from the next
+    /// request on (see ``ClientCertificateRotation``).
     public init(configuration: KubeClientConfiguration) {
         self.configuration = configuration
-        tls = TLSMaterial(caPEM: configuration.certificateAuthorityPEM, certificatePEM: configuration.clientCertificatePEM,
-                          keyPEM: configuration.clientKeyPEM, skipVerify: configuration.insecureSkipTLSVerify)
+        configuredTLS = TLSMaterial(caPEM: configuration.certificateAuthorityPEM, certificatePEM: configuration.clientCertificatePEM,
+                                    keyPEM: configuration.clientKeyPEM, skipVerify: configuration.insecureSkipTLSVerify)
+        certificateReloader = configuration.clientCertificateFile == nil && configuration.clientKeyFile == nil
+            ? nil
+            : ClientCertificateReloader(certificateFile: configuration.clientCertificateFile, keyFile: configuration.clientKeyFile,
+                                        certificatePEM: configuration.clientCertificatePEM, keyPEM: configuration.clientKeyPEM)
     }
+
+    /// The TLS material for the next request.
+    var tls: TLSMaterial {
+        guard let certificateReloader else { return configuredTLS }
+        var material = configuredTLS
+        (material.certificatePEM, material.keyPEM) = certificateReloader.current()
+        return material
+    }
+
+    /// The client certificate chain (its PEM CERTIFICATE blocks) the next request presents: the
+    /// configuration's, or the one re-read from ``KubeClientConfiguration/clientCertificateFile``
+    /// after it changed.
+    public var clientCertificatePEM: [UInt8]? { tls.certificatePEM.map(ClientCertificateStore.certificateBlocks) }
 
     /// A client for a kubeconfig file's current context (or `context`).
     public convenience init(kubeconfigPath: String, context: String? = nil) throws(KubeConfigError) {

@@ -14,6 +14,11 @@ public struct KubeClientConfiguration: Sendable, Hashable {
     public var clientCertificatePEM: [UInt8]?
     /// The client certificate's private key (PEM).
     public var clientKeyPEM: [UInt8]?
+    /// The file ``clientCertificatePEM`` was read from (a kubeconfig's `client-certificate`), if
+    /// any: a ``KubeClient`` re-reads it when it changes (certificate rotation).
+    public var clientCertificateFile: String?
+    /// The file ``clientKeyPEM`` was read from (`client-key`), if any; re-read likewise.
+    public var clientKeyFile: String?
     /// A bearer token sent as `Authorization: Bearer …`.
     public var bearerToken: String?
     /// A file holding a bearer token, read on every request (wins over ``bearerToken`` when set
@@ -32,7 +37,8 @@ public struct KubeClientConfiguration: Sendable, Hashable {
     public init(server: String, certificateAuthorityPEM: [UInt8]? = nil, insecureSkipTLSVerify: Bool = false,
                 clientCertificatePEM: [UInt8]? = nil, clientKeyPEM: [UInt8]? = nil, bearerToken: String? = nil,
                 bearerTokenFile: String? = nil, namespace: String = "default", userAgent: String = "swiftlet/0.1",
-                requestTimeoutSeconds: Int = 60, connectTimeoutSeconds: Int = 10) {
+                requestTimeoutSeconds: Int = 60, connectTimeoutSeconds: Int = 10, clientCertificateFile: String? = nil,
+                clientKeyFile: String? = nil) {
         self.server = server
         self.certificateAuthorityPEM = certificateAuthorityPEM
         self.insecureSkipTLSVerify = insecureSkipTLSVerify
@@ -44,6 +50,8 @@ public struct KubeClientConfiguration: Sendable, Hashable {
         self.userAgent = userAgent
         self.requestTimeoutSeconds = requestTimeoutSeconds
         self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.clientCertificateFile = clientCertificateFile
+        self.clientKeyFile = clientKeyFile
     }
 }
 
@@ -100,6 +108,8 @@ extension KubeConfig {
                                                    key: "\(userKey).client-certificate", check: PEM.checkCertificates)
         result.clientKeyPEM = try user.pem(data: user.clientKeyData, path: user.clientKey, key: "\(userKey).client-key",
                                            check: PEM.checkPrivateKey)
+        result.clientCertificateFile = user.clientCertificateData == nil ? user.clientCertificate : nil
+        result.clientKeyFile = user.clientKeyData == nil ? user.clientKey : nil
         if (result.clientCertificatePEM == nil) != (result.clientKeyPEM == nil) {
             let missing = result.clientKeyPEM == nil ? "client-key" : "client-certificate"
             throw KubeConfigError(file: user.source, key: "\(userKey).\(missing)(-data)",
