@@ -53,10 +53,11 @@ public final class KubeNodeAgent: Sendable {
         self.recorder = recorder
         let podsRoot = configuration.root + "/pods"
         let sync = PodSync(
-            calls: calls, volumes: PodVolumes(podsRoot: podsRoot, objects: objects),
+            calls: calls, volumes: PodVolumes(podsRoot: podsRoot, objects: objects, allocatable: resources.ledger.allocatable.apiStrings),
             environment: PodEnvironment(objects: objects, serviceEnv: [], allocatable: resources.ledger.allocatable.apiStrings),
             probes: probeResults, nodeIP: identity.internalIP, podLogsDir: configuration.podLogsDir,
-            memoryCapacity: resources.memoryCapacity, podCgroupRoot: configuration.cgroupsRoot + "/kubepods", events: recorder, logger: logger)
+            memoryCapacity: resources.memoryCapacity, podCgroupRoot: configuration.cgroupsRoot + "/kubepods", events: recorder, logger: logger,
+            seccompProfileRoot: configuration.root + "/seccomp")
         probeManager = ProbeManager(calls: calls, results: probeResults, events: recorder, logger: logger)
         statuses = PodStatusPoster(client: client, logger: logger)
         workers = PodWorkers(sync: sync, probes: probeManager, statuses: statuses, admission: PodAdmission(ledger: resources.ledger),

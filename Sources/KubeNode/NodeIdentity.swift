@@ -59,7 +59,10 @@ public struct NodeIdentity: Sendable, Hashable {
             containerRuntimeVersion: "swiftlet://\(runtimeVersion)",
             kubeletVersion: kubeletVersion,
             architecture: goArchitecture(machine))
-        return NodeIdentity(name: name, hostname: hostname, internalIP: address, systemInfo: info)
+        // The kubelet's hostname is the override when one is given (lowercased): the Hostname
+        // address and the kubernetes.io/hostname label say it.
+        let reported = (hostnameOverride?.isEmpty == false ? hostnameOverride! : hostname).lowercased()
+        return NodeIdentity(name: name, hostname: reported, internalIP: address, systemInfo: info)
     }
 
     /// The addresses the Node reports: InternalIP and Hostname.
@@ -75,6 +78,7 @@ public struct NodeIdentity: Sendable, Hashable {
         case "armv7l", "armv6l": "arm"
         case "ppc64le": "ppc64le"
         case "s390x": "s390x"
+        case "i386", "i486", "i586", "i686": "386"
         default: machine
         }
     }
@@ -141,11 +145,12 @@ public struct NodeIdentity: Sendable, Hashable {
         return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 
-    /// RFC 1123 subdomain: lowercase alphanumerics, '-' and '.', each label starting and ending alphanumeric.
+    /// RFC 1123 subdomain as the API's `IsDNS1123Subdomain`: at most 253 characters of lowercase
+    /// alphanumerics, '-' and '.', each part starting and ending alphanumeric.
     static func isDNSSubdomain(_ name: String) -> Bool {
         guard !name.isEmpty, name.utf8.count <= 253 else { return false }
         return name.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { label in
-            guard let first = label.first, let last = label.last, label.count <= 63 else { return false }
+            guard let first = label.first, let last = label.last else { return false }
             let alphanumeric = { (c: Character) in c.isASCII && (c.isLowercase || c.isNumber) }
             return alphanumeric(first) && alphanumeric(last) && label.allSatisfy { alphanumeric($0) || $0 == "-" }
         }

@@ -38,6 +38,13 @@ public enum NodeStatusBuilder {
     public static func status(identity: NodeIdentity, kubeletPort: Int, inputs: NodeStatusInputs, previous: NodeStatus?,
                               now: Date) -> NodeStatus {
         let time = KubeTime.time(now)
+        // The kubelet's ReadyCondition: required capacity first, then the other reasons, as
+        // one aggregate (`[a, b]` for several).
+        var reasons: [String] = []
+        let missing = ["cpu", "memory", "pods", "ephemeral-storage"].filter { inputs.capacity[$0] == nil }
+        if !missing.isEmpty { reasons.append("Missing node capacity for resources: \(missing.joined(separator: ", "))") }
+        reasons += inputs.notReadyReasons
+        let notReadyMessage = reasons.count == 1 ? reasons[0] : "[\(reasons.joined(separator: ", "))]"
         func condition(_ type: String, _ isTrue: Bool, trueReason: String, trueMessage: String, falseReason: String,
                        falseMessage: String) -> NodeCondition {
             let status = isTrue ? "True" : "False"
@@ -56,9 +63,9 @@ public enum NodeStatusBuilder {
             condition("PIDPressure", inputs.pidPressure,
                       trueReason: "KubeletHasInsufficientPID", trueMessage: "kubelet has insufficient PID available",
                       falseReason: "KubeletHasSufficientPID", falseMessage: "kubelet has sufficient PID available"),
-            condition("Ready", inputs.notReadyReasons.isEmpty,
+            condition("Ready", reasons.isEmpty,
                       trueReason: "KubeletReady", trueMessage: "kubelet is posting ready status",
-                      falseReason: "KubeletNotReady", falseMessage: inputs.notReadyReasons.joined(separator: ",")),
+                      falseReason: "KubeletNotReady", falseMessage: notReadyMessage),
         ]
         let images = inputs.images.sorted { ($0.sizeBytes ?? 0) > ($1.sizeBytes ?? 0) }.prefix(maxImages)
         return NodeStatus(capacity: inputs.capacity, allocatable: inputs.allocatable, conditions: conditions,
@@ -106,9 +113,14 @@ public enum NodeStatusBuilder {
             guard ["NoSchedule", "PreferNoSchedule", "NoExecute"].contains(effect) else {
                 throw NodeError(.invalidConfiguration, detail: "taint \"\(entry)\": effect \"\(effect)\" is not NoSchedule, PreferNoSchedule or NoExecute")
             }
-            let keyValue = entry[..<colon]
-            let parts = keyValue.split(separator: "=", maxSplits: 1)
-            guard let key = parts.first, !key.isEmpty else { throw NodeError(.invalidConfiguration, detail: "taint \"\(entry)\" has no key") }
+            // The kubelet's parseTaint: exactly one ':' and at most one '='; a non-empty key.
+            guard entry.split(separator: ":", omittingEmptySubsequences: false).count == 2 else {
+                throw NodeError(.invalidConfiguration, detail: "taint \"\(entry)\": invalid taint spec (key=value:Effect)")
+            }
+            let parts = entry[..<colon].split(separator: "=", omittingEmptySubsequences: false)
+            guard parts.count <= 2, let key = parts.first, !key.isEmpty else {
+                throw NodeError(.invalidConfiguration, detail: "taint \"\(entry)\": invalid taint spec (key=value:Effect)")
+            }
             return Taint(key: String(key), value: parts.count > 1 ? String(parts[1]) : nil, effect: effect)
         }
     }

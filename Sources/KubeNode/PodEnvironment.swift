@@ -96,9 +96,10 @@ struct PodEnvironment: Sendable {
         return output
     }
 
-    /// A C identifier-ish environment name, as the kubelet accepts from `envFrom`.
+    /// An environment variable name the kubelet accepts from `envFrom` (`IsEnvVarName`: letters,
+    /// digits, `_`, `-`, `.`, not starting with a digit, and not `.`, `..` or `..`-prefixed).
     static func isValidName(_ name: String) -> Bool {
-        guard let first = name.first, !first.isNumber else { return false }
+        guard let first = name.first, !first.isNumber, name != ".", !name.hasPrefix("..") else { return false }
         return name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }
     }
 }

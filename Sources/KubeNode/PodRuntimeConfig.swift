@@ -14,6 +14,8 @@ struct PodRuntimeConfig: Sendable {
     let memoryCapacity: Int64
     /// Where pod cgroups go (`<cgroupsRoot>/kubepods`).
     let podCgroupRoot: String
+    /// Where `Localhost` seccomp profiles are looked up (the kubelet's `<root-dir>/seccomp`).
+    var seccompProfileRoot: String = "/var/lib/swiftlet/seccomp"
 
     /// `<root>/[burstable|besteffort]/pod<uid>`, the kubelet's pod cgroup.
     var cgroupParent: String { "\(podCgroupRoot)/\(qosClass.cgroupName)pod\(pod.uid)" }
@@ -29,7 +31,7 @@ struct PodRuntimeConfig: Sendable {
         config.metadata = PodSandboxMetadata(name: pod.metadata.name ?? "", uid: pod.uid, namespace: pod.metadata.namespace ?? "default",
                                              attempt: attempt)
         let hostNetwork = spec?.hostNetwork ?? false
-        config.hostname = hostNetwork ? "" : String((spec?.hostname ?? pod.metadata.name ?? "").prefix(63))
+        config.hostname = hostNetwork ? "" : Self.truncatedHostname(spec?.hostname ?? pod.metadata.name ?? "")
         config.logDirectory = logDirectory
         config.dnsConfig = dnsConfig()
         config.portMappings = (spec?.containers ?? []).flatMap { $0.ports ?? [] }.compactMap { port in
@@ -54,6 +56,9 @@ struct PodRuntimeConfig: Sendable {
         if let group = spec?.securityContext?.runAsGroup { security.runAsGroup = Int64Value(value: group) }
         security.supplementalGroups = (spec?.securityContext?.supplementalGroups ?? []) + (spec?.securityContext?.fsGroup.map { [$0] } ?? [])
         security.seccomp = seccomp(spec?.securityContext?.seccompProfile)
+        // Privileged when any container is (the runtime refuses privileged containers otherwise).
+        let containers = (spec?.containers ?? []) + (spec?.initContainers ?? [])
+        security.privileged = containers.contains { $0.securityContext?.privileged == true }
         linux.securityContext = security
         for sysctl in spec?.securityContext?.sysctls ?? [] { linux.sysctls[sysctl.name] = sysctl.value }
         config.linux = linux
@@ -94,11 +99,21 @@ struct PodRuntimeConfig: Sendable {
         return config
     }
 
+    /// The kubelet's `truncatePodHostnameIfNeeded`: at most 63 characters, without trailing `-` or `.`.
+    static func truncatedHostname(_ name: String) -> String {
+        guard name.count > 63 else { return name }
+        var truncated = String(name.prefix(63))
+        while let last = truncated.last, last == "-" || last == "." { truncated.removeLast() }
+        return truncated
+    }
+
     func seccomp(_ profile: SeccompProfile?) -> SecurityProfile? {
         guard let profile else { return nil }
         switch profile.type {
         case "RuntimeDefault": return SecurityProfile(profileType: .runtimedefault)
-        case "Localhost": return SecurityProfile(profileType: .localhost, localhostRef: profile.localhostProfile ?? "")
+        case "Localhost":
+            let name = profile.localhostProfile ?? ""
+            return SecurityProfile(profileType: .localhost, localhostRef: name.hasPrefix("/") ? name : "\(seccompProfileRoot)/\(name)")
         default: return SecurityProfile(profileType: .unconfined)
         }
     }
@@ -106,14 +121,25 @@ struct PodRuntimeConfig: Sendable {
     /// The pod's QoS class, from its containers' requests and limits.
     var qosClass: QOSClass { QOSClass.of(pod) }
 
+    /// The kubelet's `IsCriticalPod`: a static or mirror pod, or a priority of at least
+    /// system-critical (2000000000).
+    var isCritical: Bool {
+        let annotations = pod.metadata.annotations ?? [:]
+        if let source = annotations["kubernetes.io/config.source"], source != "api" { return true }
+        if annotations["kubernetes.io/config.mirror"] != nil { return true }
+        return (pod.spec?.priority ?? 0) >= 2_000_000_000
+    }
+
     /// The container's config for attempt `restartCount`, with `env` and `mounts` already resolved.
     func containerConfig(_ container: ContainerSpec, restartCount: Int, imageRef: String, env: [KeyValue], mounts: [CRI.Mount],
                          hash: String) -> ContainerConfig {
         var config = ContainerConfig()
         config.metadata = ContainerMetadata(name: container.name, attempt: UInt32(restartCount))
         config.image = ImageSpec(image: imageRef, userSpecifiedImage: container.image ?? "")
-        config.command = container.command ?? []
-        config.args = container.args ?? []
+        // $(VAR) in command and args from the container's environment (ExpandContainerCommandAndArgs).
+        let values = Dictionary(env.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last })
+        config.command = (container.command ?? []).map { PodEnvironment.expand($0, with: values) }
+        config.args = (container.args ?? []).map { PodEnvironment.expand($0, with: values) }
         config.workingDir = container.workingDir ?? ""
         config.envs = env
         config.mounts = mounts
@@ -139,11 +165,12 @@ struct PodRuntimeConfig: Sendable {
         var resources = LinuxContainerResources()
         let requests = container.resources?.requests ?? [:]
         let limits = container.resources?.limits ?? [:]
-        let cpuRequest = (requests["cpu"] ?? limits["cpu"]).flatMap { try? Quantity(parsing: $0) }?.milliValue
-        let cpuLimit = limits["cpu"].flatMap { try? Quantity(parsing: $0) }?.milliValue
-        resources.cpuShares = max(2, (cpuRequest ?? 0) * 1024 / 1000)
-        if cpuRequest == nil { resources.cpuShares = 2 }
-        if let cpuLimit {
+        let cpuLimit = limits["cpu"].flatMap { try? Quantity(parsing: $0) }?.milliValue ?? 0
+        var cpuRequest = requests["cpu"].flatMap { try? Quantity(parsing: $0) }?.milliValue ?? 0
+        // A zero (or absent) request with a limit takes the limit's shares (the kubelet's rule).
+        if cpuRequest == 0 && cpuLimit > 0 { cpuRequest = cpuLimit }
+        resources.cpuShares = max(2, cpuRequest * 1024 / 1000)
+        if cpuLimit > 0 {
             resources.cpuPeriod = 100_000
             resources.cpuQuota = max(1000, cpuLimit * 100_000 / 1000)
         }
@@ -152,8 +179,10 @@ struct PodRuntimeConfig: Sendable {
         return resources
     }
 
-    /// The kubelet's OOM score: Guaranteed -997, BestEffort 1000, Burstable by memory request.
+    /// The kubelet's OOM score: Guaranteed and critical pods -997, BestEffort 1000, Burstable by
+    /// memory request between 3 and 999.
     func oomScoreAdj(_ container: ContainerSpec) -> Int64 {
+        if isCritical { return -997 }
         switch qosClass {
         case .guaranteed: return -997
         case .bestEffort: return 1000
@@ -161,7 +190,7 @@ struct PodRuntimeConfig: Sendable {
             let request = container.resources?.requests?["memory"].flatMap { try? Quantity(parsing: $0) }?.value ?? 0
             guard memoryCapacity > 0 else { return 999 }
             let score = 1000 - (1000 * request) / memoryCapacity
-            return min(max(score, 2), 999)
+            return min(max(score, 3), 999)
         }
     }
 
@@ -227,18 +256,21 @@ enum QOSClass: String, Sendable {
 
     /// The kubelet's `GetPodQOS`: Guaranteed when every container has cpu and memory limits equal
     /// to its requests; BestEffort when no container requests or limits anything; else Burstable.
+    /// Only cpu and memory count, and only amounts above zero; a missing request is its limit
+    /// (as the API server defaults it).
     static func of(_ pod: Pod) -> QOSClass {
         let containers = (pod.spec?.containers ?? []) + (pod.spec?.initContainers ?? [])
         var anySet = false
         var guaranteed = true
         for container in containers {
-            let requests = container.resources?.requests ?? [:]
-            let limits = container.resources?.limits ?? [:]
-            if !requests.isEmpty || !limits.isEmpty { anySet = true }
+            func amount(_ map: [String: String]?, _ name: String) -> Quantity? {
+                map?[name].flatMap { try? Quantity(parsing: $0) }.flatMap { $0.isZero ? nil : $0 }
+            }
             for name in ["cpu", "memory"] {
-                guard let limit = limits[name].flatMap({ try? Quantity(parsing: $0) }) else { guaranteed = false; continue }
-                let request = requests[name].flatMap { try? Quantity(parsing: $0) } ?? limit
-                if request != limit { guaranteed = false }
+                let limit = amount(container.resources?.limits, name)
+                let request = amount(container.resources?.requests, name) ?? limit
+                if limit != nil || request != nil { anySet = true }
+                guard let limit, request == limit else { guaranteed = false; continue }
             }
         }
         if !anySet { return .bestEffort }

@@ -40,10 +40,9 @@ enum PodStatusGenerator {
                             previous: previous?.containerStatuses)
         }
         status.phase = phase(pod, initialized: initialized, statuses: status.containerStatuses ?? [], initStatuses: status.initContainerStatuses ?? [])
+        // A terminal phase the API server holds is never left (the kubelet's rule).
+        if let held = previous?.phase, held == "Succeeded" || held == "Failed" { status.phase = held }
         let containersReady = (status.containerStatuses ?? []).allSatisfy(\.ready)
-        let gates = (pod.spec?.readinessGates ?? []).allSatisfy { gate in
-            previous?.conditions?.first { $0.type == gate.conditionType }?.status == "True"
-        }
         func condition(_ type: String, _ isTrue: Bool, reason: String?, message: String?) -> PodCondition {
             let value = isTrue ? "True" : "False"
             let old = previous?.conditions?.first { $0.type == type }
@@ -53,16 +52,38 @@ enum PodStatusGenerator {
         }
         let unready = (status.containerStatuses ?? []).filter { !$0.ready }.map(\.name)
         let unreadyMessage = "containers with unready status: [\(unready.joined(separator: " "))]"
-        let finished = status.phase == "Succeeded" || status.phase == "Failed"
+        let succeeded = status.phase == "Succeeded"
+        let failedInit = initSpecs.contains { spec in
+            state.current(spec.name).map { $0.state == .containerExited && $0.exitCode != 0 } ?? false
+        }
         let pendingInit = initSpecs.filter { spec in !(state.current(spec.name).map { $0.state == .containerExited && $0.exitCode == 0 } ?? false) }
-        var conditions = [
-            condition("Initialized", initialized || finished, reason: "ContainersNotInitialized",
-                      message: "containers with incomplete status: [\(pendingInit.map(\.name).joined(separator: " "))]"),
-            condition("Ready", containersReady && gates && !finished, reason: finished ? "PodCompleted" : "ContainersNotReady",
-                      message: finished ? nil : unreadyMessage),
-            condition("ContainersReady", containersReady && !finished, reason: finished ? "PodCompleted" : "ContainersNotReady",
-                      message: finished ? nil : unreadyMessage),
-        ]
+        // Readiness gates (GeneratePodReadyCondition): each gate's condition must be True.
+        var gateMessages: [String] = []
+        for gate in pod.spec?.readinessGates ?? [] {
+            guard let gateCondition = previous?.conditions?.first(where: { $0.type == gate.conditionType }) else {
+                gateMessages.append("corresponding condition of pod readiness gate \"\(gate.conditionType)\" does not exist.")
+                continue
+            }
+            if gateCondition.status != "True" {
+                gateMessages.append("the status of pod readiness gate \"\(gate.conditionType)\" is not \"True\", but \(gateCondition.status)")
+            }
+        }
+        // Initialized: True once every init container succeeded (PodCompleted when the pod has).
+        var initializedCondition = condition("Initialized", (initialized || succeeded) && !failedInit, reason: "ContainersNotInitialized",
+                                             message: "containers with incomplete status: [\(pendingInit.map(\.name).joined(separator: " "))]")
+        if succeeded { initializedCondition.reason = "PodCompleted" }
+        let containersReadyCondition = condition("ContainersReady", containersReady && !succeeded,
+                                                 reason: succeeded ? "PodCompleted" : "ContainersNotReady",
+                                                 message: succeeded ? nil : unreadyMessage)
+        var readyCondition: PodCondition
+        if succeeded || !containersReady {
+            readyCondition = condition("Ready", false, reason: succeeded ? "PodCompleted" : "ContainersNotReady",
+                                       message: succeeded ? nil : unreadyMessage)
+        } else {
+            readyCondition = condition("Ready", gateMessages.isEmpty, reason: "ReadinessGatesNotReady",
+                                       message: gateMessages.joined(separator: ", "))
+        }
+        var conditions = [initializedCondition, readyCondition, containersReadyCondition]
         // Conditions others own (PodScheduled, readiness gates) are kept as they are.
         for old in previous?.conditions ?? [] where !["Initialized", "Ready", "ContainersReady"].contains(old.type) {
             conditions.append(old)
@@ -71,7 +92,7 @@ enum PodStatusGenerator {
             conditions.append(PodCondition(type: "PodScheduled", status: "True", lastTransitionTime: status.startTime))
         }
         status.conditions = conditions
-        if let error = memory.sandboxError, state.readySandbox == nil, !finished {
+        if let error = memory.sandboxError, state.readySandbox == nil, status.phase != "Succeeded", status.phase != "Failed" {
             status.message = error
         }
         return status
@@ -125,6 +146,8 @@ enum PodStatusGenerator {
                 status.ready = !isInit && started && (spec.readinessProbe == nil ? true : probes.ready(containerID: latest.id) == true)
             } else {
                 status.started = false
+                // An init container that succeeded is ready (the prober manager's rule).
+                if isInit, latest.state == .containerExited, latest.exitCode == 0 { status.ready = true }
             }
             if latest.state == .containerExited, let waiting = memory.waiting[spec.name] {
                 status.lastState = status.state

@@ -36,12 +36,15 @@ struct PodSync: Sendable {
     let podCgroupRoot: String
     let events: EventRecorder
     let logger: Logger
+    /// Where `Localhost` seccomp profiles live (`<root>/seccomp`).
+    var seccompProfileRoot: String = "/var/lib/swiftlet/seccomp"
 
     static let initialBackoff = Duration.seconds(10)
     static let maxBackoff = Duration.seconds(300)
 
     func config(_ pod: Pod) -> PodRuntimeConfig {
-        PodRuntimeConfig(pod: pod, podLogsDir: podLogsDir, memoryCapacity: memoryCapacity, podCgroupRoot: podCgroupRoot)
+        PodRuntimeConfig(pod: pod, podLogsDir: podLogsDir, memoryCapacity: memoryCapacity, podCgroupRoot: podCgroupRoot,
+                         seccompProfileRoot: seccompProfileRoot)
     }
 
     /// Brings the runtime toward `pod`'s spec. Returns the runtime state after the sync.

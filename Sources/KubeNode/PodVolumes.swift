@@ -16,6 +16,8 @@ import Glibc
 struct PodVolumes: Sendable {
     let podsRoot: String
     let objects: any ClusterObjects
+    /// The node's allocatable: an unset limit in a downward API file reads as it.
+    var allocatable: [String: String] = [:]
 
     func directory(of pod: Pod) -> String { "\(podsRoot)/\(pod.uid)" }
 
@@ -78,7 +80,8 @@ struct PodVolumes: Sendable {
                 try writeAtomically(path, files: files, tmpfs: true)
             } else if let source = volume.downwardAPI {
                 for item in source.items ?? [] {
-                    files[item.path] = (Array(try DownwardAPI.value(item, pod: pod).utf8), item.mode ?? source.defaultMode ?? 0o644)
+                    files[item.path] = (Array(try DownwardAPI.value(item, pod: pod, allocatable: allocatable).utf8),
+                                        item.mode ?? source.defaultMode ?? 0o644)
                 }
                 try writeAtomically(path, files: files, tmpfs: false)
             } else if let source = volume.projected {
@@ -103,7 +106,7 @@ struct PodVolumes: Sendable {
                         files.merge(selected) { _, new in new }
                     }
                     for item in projection.downwardAPI?.items ?? [] {
-                        files[item.path] = (Array(try DownwardAPI.value(item, pod: pod).utf8), item.mode ?? mode)
+                        files[item.path] = (Array(try DownwardAPI.value(item, pod: pod, allocatable: allocatable).utf8), item.mode ?? mode)
                     }
                     if let token = projection.serviceAccountToken {
                         let value = try await objects.serviceAccountToken(pod: pod, audience: token.audience,
@@ -315,9 +318,9 @@ struct PodVolumes: Sendable {
 
 /// The downward API: pod fields and container resources as strings.
 enum DownwardAPI {
-    static func value(_ file: DownwardAPIVolumeFile, pod: Pod) throws(NodeError) -> String {
+    static func value(_ file: DownwardAPIVolumeFile, pod: Pod, allocatable: [String: String] = [:]) throws(NodeError) -> String {
         if let field = file.fieldRef { return try fieldValue(field.fieldPath, pod: pod) }
-        if let resource = file.resourceFieldRef { return try resourceValue(resource, pod: pod, container: nil) }
+        if let resource = file.resourceFieldRef { return try resourceValue(resource, pod: pod, container: nil, allocatable: allocatable) }
         throw NodeError(.podSpec, detail: "downward API item \"\(file.path)\" has neither fieldRef nor resourceFieldRef")
     }
 
@@ -347,8 +350,34 @@ enum DownwardAPI {
         }
     }
 
+    /// `key="value"` lines sorted by key, values quoted as Go's `%q` (the kubelet's `FormatMap`).
     static func formatMap(_ map: [String: String]) -> String {
-        map.keys.sorted().map { key in "\(key)=\"\(map[key]!.replacingOccurrences(of: "\"", with: "\\\""))\"" }.joined(separator: "\n")
+        map.keys.sorted().map { key in "\(key)=\(goQuoted(map[key]!))" }.joined(separator: "\n")
+    }
+
+    /// Go's `strconv.Quote`: backslash escapes for quotes, backslashes and control characters.
+    static func goQuoted(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\t": result += "\\t"
+            case "\r": result += "\\r"
+            case "\u{07}": result += "\\a"
+            case "\u{08}": result += "\\b"
+            case "\u{0C}": result += "\\f"
+            case "\u{0B}": result += "\\v"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    result += String(format: "\\x%02x", scalar.value)
+                } else {
+                    result.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return result + "\""
     }
 
     /// `limits.cpu`, `requests.cpu`, `limits.memory`, `requests.memory`,
@@ -367,7 +396,8 @@ enum DownwardAPI {
         let map = parts[0] == "limits" ? target.resources?.limits : target.resources?.requests
         let text = map?[parts[1]] ?? (parts[0] == "limits" ? allocatable[parts[1]] : nil) ?? "0"
         guard let quantity = try? Quantity(parsing: text) else { return "0" }
-        let divisor = selector.divisor.flatMap { try? Quantity(parsing: $0) }
+        // No divisor, or "0" (what the API server stores when none was given), is 1.
+        let divisor = selector.divisor.flatMap { try? Quantity(parsing: $0) }.flatMap { $0.isZero ? nil : $0 }
         if parts[1] == "cpu" {
             let milliDivisor = divisor?.milliValue ?? 1000
             guard milliDivisor > 0 else { return "0" }

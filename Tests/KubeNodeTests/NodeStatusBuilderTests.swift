@@ -51,14 +51,14 @@ import Testing
         #expect(ready.status == "False" && ready.reason == "KubeletNotReady" && ready.message == "container runtime network not ready")
     }
 
-    @Test(.disabled("bug: several not-ready reasons are joined with \",\"; the kubelet's errors.NewAggregate writes \"[a, b]\""))
+    @Test
     func severalNotReadyReasonsAreAggregatedAsTheKubeletDoes() throws {
         let status = build(NodeStatusInputs(capacity: capacity, allocatable: capacity,
                                             notReadyReasons: ["container runtime is down", "network plugin is not ready"]))
         #expect(try condition(status, "Ready").message == "[container runtime is down, network plugin is not ready]")
     }
 
-    @Test(.disabled("bug: the kubelet's ReadyCondition reports a node whose capacity lacks cpu, memory, pods or ephemeral-storage not ready"))
+    @Test
     func missingCapacityMakesTheNodeNotReady() throws {
         let status = build(NodeStatusInputs(capacity: ["cpu": "2", "memory": "4Gi", "ephemeral-storage": "10Gi"], allocatable: [:]))
         let ready = try condition(status, "Ready")
@@ -167,7 +167,7 @@ import Testing
         }
     }
 
-    @Test(.disabled("bug: taints takes \"=gpu:NoSchedule\" as key gpu (split drops the empty key), \"a=b=c:NoSchedule\" as value \"b=c\" and \"a:b:NoSchedule\" as key \"a:b\"; the kubelet's parseTaint refuses all three"))
+    @Test
     func taintsWithAnEmptyKeyOrExtraSeparatorsAreRefused() {
         #expect(throws: NodeError.self) { try NodeStatusBuilder.taints(["=gpu:NoSchedule"]) }
         #expect(throws: NodeError.self) { try NodeStatusBuilder.taints(["a=b=c:NoSchedule"]) }

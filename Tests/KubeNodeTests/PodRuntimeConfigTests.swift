@@ -40,7 +40,7 @@ import Testing
         #expect(config(long).sandboxConfig(attempt: 0).hostname == String(repeating: "x", count: 63))
     }
 
-    @Test(.disabled("bug: a hostname cut to 63 characters keeps a trailing '-' or '.'; the kubelet's truncatePodHostnameIfNeeded trims them"))
+    @Test
     func truncatedHostnameLosesTrailingDashesAndDots() {
         let pod = makePod(name: String(repeating: "x", count: 61) + "-.-abc", containers: [makeContainer()])
         #expect(config(pod).sandboxConfig(attempt: 0).hostname == String(repeating: "x", count: 61))
@@ -97,7 +97,7 @@ import Testing
         #expect(!security.privileged)
     }
 
-    @Test(.disabled("bug: the sandbox is never marked privileged, and the runtime refuses a privileged container in an unprivileged sandbox (CreateContainerError); the kubelet sets LinuxSandboxSecurityContext.privileged when any container is privileged (HasPrivilegedContainer)"))
+    @Test
     func sandboxOfAPodWithAPrivilegedContainerIsPrivileged() {
         var privileged = makeContainer("debug")
         privileged.securityContext = SecurityContext(privileged: true)
@@ -191,7 +191,7 @@ import Testing
         #expect(containerConfig(pod, restartCount: 0).logPath == "app/0.log")
     }
 
-    @Test(.disabled("bug: command and args are passed as written; the kubelet expands $(VAR) in them from the container's environment (ExpandContainerCommandAndArgs), $$ escaping"))
+    @Test
     func commandAndArgsExpandFromTheEnvironment() {
         var container = makeContainer()
         container.command = ["sh", "-c", "echo $(GREETING) $(MISSING) $$(GREETING)"]
@@ -219,7 +219,7 @@ import Testing
         #expect(whole.cpuShares == 1536 && whole.cpuQuota == 0)
     }
 
-    @Test(.disabled("bug: a cpu limit of \"0\" becomes a 1000 µs quota (1% of a CPU); the kubelet's milliCPUToQuota sets no quota for 0, and a request of \"0\" with a limit takes the limit's shares"))
+    @Test
     func zeroCPUIsNoQuota() throws {
         let pod = makePod(containers: [makeContainer(requests: ["cpu": "0"], limits: ["cpu": "0"])])
         let resources = try #require(containerConfig(pod).linux?.resources)
@@ -241,14 +241,14 @@ import Testing
         #expect(score(["cpu": "100m"], nil) == 999)  // no memory request: below BestEffort
     }
 
-    @Test(.disabled("bug: a Burstable container requesting (nearly) all memory gets 2; the kubelet's floor is 1000 + guaranteedOOMScoreAdj (-997) = 3"))
+    @Test
     func burstableOOMScoreFloorIsThree() {
         let capacity: Int64 = 1000 * (1 << 20)
         let pod = makePod(containers: [makeContainer(requests: ["memory": "1000Mi"])])
         #expect(containerConfig(pod, memoryCapacity: capacity).linux?.resources?.oomScoreAdj == 3)
     }
 
-    @Test(.disabled("bug: critical pods (static pods, mirror pods, priority >= 2000000000) get their QoS class's score; the kubelet gives them guaranteedOOMScoreAdj (-997, types.IsCriticalPod)"))
+    @Test
     func criticalPodsGetTheGuaranteedScore() {
         let pod = makePod(containers: [makeContainer(requests: ["memory": "100Mi"])]) { $0.priority = 2_000_001_000 }
         #expect(containerConfig(pod).linux?.resources?.oomScoreAdj == -997)
@@ -297,7 +297,7 @@ import Testing
         #expect(containerConfig(makePod(containers: [privileged])).linux?.securityContext?.privileged == true)
     }
 
-    @Test(.disabled("bug: a Localhost seccomp profile is passed as the pod names it (relative), and the runtime refuses a relative localhostRef; the kubelet joins it under <root-dir>/seccomp"))
+    @Test
     func localhostSeccompProfileIsAnAbsolutePath() throws {
         var container = makeContainer()
         container.securityContext = SecurityContext(seccompProfile: SeccompProfile(type: "Localhost", localhostProfile: "profiles/audit.json"))
@@ -350,7 +350,7 @@ import Testing
             && QOSClass.bestEffort.rawValue == "BestEffort")
     }
 
-    @Test(.disabled("bug: any request or limit makes a pod Burstable; the kubelet's GetPodQOS counts only cpu and memory, and only quantities above zero"))
+    @Test
     func onlyNonZeroCPUAndMemoryCount() {
         #expect(QOSClass.of(makePod(containers: [makeContainer(requests: ["ephemeral-storage": "1Gi"])])) == .bestEffort)
         #expect(QOSClass.of(makePod(containers: [makeContainer(limits: ["example.com/gpu": "1"])])) == .bestEffort)

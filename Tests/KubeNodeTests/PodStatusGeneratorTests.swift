@@ -200,7 +200,7 @@ import Testing
         #expect(status(pod("Always", initContainers: ["setup"]), failed).phase == "Pending")
     }
 
-    @Test(.disabled("bug: init container statuses are never ready; the kubelet marks an init container ready once it terminated with exit code 0 (prober manager UpdatePodStatus)"))
+    @Test
     func succeededInitContainersAreReady() throws {
         let spec = pod("Always", containers: ["app"], initContainers: ["setup"])
         let done = status(spec, podState([criStatus("setup", state: .containerExited), criStatus("app", state: .containerRunning)]))
@@ -217,7 +217,7 @@ import Testing
         #expect(try condition(succeeded, "Initialized").status == "True")
     }
 
-    @Test(.disabled("bug: a Failed pod's Ready/ContainersReady say PodCompleted, Initialized is True even when an init container failed, and a Succeeded pod's Initialized has no reason; the kubelet (status/generate.go) says PodCompleted only for Succeeded (Initialized True with reason PodCompleted), else ContainersNotReady/ContainersNotInitialized with the containers' names"))
+    @Test
     func failedPodConditionsAsTheKubelet() throws {
         let failed = status(pod("Never"), podState([criStatus("app", state: .containerExited, exitCode: 1)]))
         #expect(failed.phase == "Failed")
@@ -234,7 +234,7 @@ import Testing
         #expect(try condition(succeeded, "Initialized").reason == "PodCompleted")
     }
 
-    @Test(.disabled("bug: the phase is recomputed from the runtime alone, so a Succeeded/Failed pod goes back to Pending once its containers are gone; the kubelet never leaves a terminal phase the API server holds (generateAPIPodStatus forces it back)"))
+    @Test
     func aTerminalPhaseIsKept() {
         var spec = pod("Never")
         spec.status = PodStatus(phase: "Succeeded")
@@ -276,7 +276,7 @@ import Testing
         #expect(try condition(status(spec, state), "Ready").status == "True")
     }
 
-    @Test(.disabled("bug: a pod held back by a readiness gate says ContainersNotReady with an empty container list; the kubelet says ReadinessGatesNotReady with the gate (GeneratePodReadyCondition)"))
+    @Test
     func readinessGateReasonAndMessage() throws {
         var spec = makePod(containers: [makeContainer()]) { $0.readinessGates = [PodReadinessGate(conditionType: "example.com/lb")] }
         let state = podState([criStatus("app", state: .containerRunning)])

@@ -21,7 +21,7 @@ final class VolumesFixture {
     }
 
     var root: String { tree.path + "/pods" }
-    var volumes: PodVolumes { PodVolumes(podsRoot: root, objects: objects) }
+    var volumes: PodVolumes { PodVolumes(podsRoot: root, objects: objects, allocatable: ["cpu": "2", "memory": "4Gi"]) }
 
     func prepare(_ pod: Pod) async throws {
         uids.insert(pod.uid)
@@ -241,7 +241,7 @@ func entries(_ path: String) -> Set<String> { Set((try? FileManager.default.cont
         #expect(permissions(projected + "/token") == 0o444)
     }
 
-    @Test(.disabled("bug: a downwardAPI volume's limits.cpu/limits.memory of a container without limits reads 0; the kubelet defaults unset limits to the node's allocatable for volumes too (defaultPodLimitsForDownwardAPI), but PodVolumes passes no allocatable"))
+    @Test
     func downwardAPIVolumeUnsetLimitIsAllocatable() async throws {
         let fixture = try VolumesFixture()
         let spec = makePod(containers: [makeContainer("app")]) {
