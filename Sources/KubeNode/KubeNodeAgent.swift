@@ -259,7 +259,8 @@ public final class KubeNodeAgent: Sendable {
             capacity: resources.ledger.capacity.apiStrings, allocatable: resources.ledger.allocatable(availableTo: .kubernetes).apiStrings,
             memoryPressure: pressure?.memory ?? false, diskPressure: pressure?.disk ?? false, pidPressure: pressure?.pid ?? false,
             notReadyReasons: notReady,
-            images: images.map { ContainerImage(names: $0.repoDigests + $0.repoTags, sizeBytes: Int64($0.size)) })
+            // At most 5 names per image (the kubelet's maxNamesPerImageInNodeStatus).
+            images: images.map { ContainerImage(names: Array(($0.repoDigests + $0.repoTags).prefix(5)), sizeBytes: Int64($0.size)) })
     }
 }
 

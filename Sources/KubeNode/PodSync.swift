@@ -216,7 +216,9 @@ struct PodSync: Sendable {
         let mounts: [CRI.Mount]
         do {
             env = try await environment.variables(for: spec, pod: pod, podIPs: state.podIPs, hostIP: nodeIP)
-            mounts = try volumes.mounts(for: spec, pod: pod, restartCount: restartCount)
+            try await verifyRunAsNonRoot(spec, pod: pod, imageRef: imageRef)
+            mounts = try volumes.mounts(for: spec, pod: pod, restartCount: restartCount,
+                                        environment: Dictionary(env.map { ($0.key, $0.value) }, uniquingKeysWith: { _, last in last }))
         } catch {
             memory.waiting[spec.name] = ("CreateContainerConfigError", error.description)
             events.pod(pod, container: spec.name, isInit: isInit, "Warning", reason: "Failed", "Error: \(error.description)")
@@ -260,6 +262,28 @@ struct PodSync: Sendable {
                 events.pod(pod, container: spec.name, isInit: isInit, "Warning", reason: "FailedPostStartHook", failure)
             }
         }
+    }
+
+    /// The kubelet's `verifyRunAsNonRoot`: with `runAsNonRoot`, a container that would run as
+    /// UID 0 (its `runAsUser`, else the image's user) is refused (CreateContainerConfigError).
+    func verifyRunAsNonRoot(_ spec: ContainerSpec, pod: Pod, imageRef: String) async throws(NodeError) {
+        let podContext = pod.spec?.securityContext
+        guard (spec.securityContext?.runAsNonRoot ?? podContext?.runAsNonRoot) == true else { return }
+        let where_ = "(pod: \"\(pod.kubeletName)\", container: \(spec.name))"
+        if let user = spec.securityContext?.runAsUser ?? podContext?.runAsUser {
+            if user == 0 { throw NodeError(.podSpec, detail: "container's runAsUser breaks non-root policy \(where_)") }
+            return
+        }
+        let image = try? await calls.images.imageStatus(ImageStatusRequest(image: ImageSpec(image: imageRef)),
+                                                        context: RuntimeCalls.context("ImageStatus", service: "ImageService")).image
+        if let uid = image?.uid {
+            if uid.value == 0 { throw NodeError(.podSpec, detail: "container has runAsNonRoot and image will run as root \(where_)") }
+            return
+        }
+        if let name = image?.username, !name.isEmpty {
+            throw NodeError(.podSpec, detail: "container has runAsNonRoot and image has non-numeric user (\(name)), cannot verify user is non-root \(where_)")
+        }
+        throw NodeError(.podSpec, detail: "container has runAsNonRoot and image will run as root \(where_)")
     }
 
     /// The image's reference in the store, pulled per the policy.

@@ -37,8 +37,34 @@ struct PodVolumes: Sendable {
     }
 
     /// Makes (or refreshes) every volume of the pod; the first volume that cannot be made is
-    /// the error (the kubelet's `FailedMount`).
+    /// the error (the kubelet's `FailedMount`). With `fsGroup`, the pod's own volumes are
+    /// group-owned by it, group-writable and setgid (the kubelet's `SetVolumeOwnership`).
     func prepare(_ pod: Pod) async throws(NodeError) {
+        try await makeVolumes(pod)
+        guard let group = pod.spec?.securityContext?.fsGroup else { return }
+        for volume in pod.spec?.volumes ?? [] where volume.hostPath == nil {
+            if let path = path(of: pod, volume: volume) { Self.setOwnership(path, group: gid_t(truncatingIfNeeded: group)) }
+        }
+    }
+
+    /// chown to `group`, `g+rw` (and `g+x`, setgid for directories), through the tree.
+    static func setOwnership(_ root: String, group: gid_t) {
+        var stack = [root]
+        while let path = stack.popLast() {
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) != S_IFLNK else { continue }
+            lchown(path, uid_t.max, group)
+            var mode = info.st_mode & 0o7777
+            mode |= 0o060
+            if (info.st_mode & S_IFMT) == S_IFDIR {
+                mode |= 0o2010
+                for entry in (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? [] { stack.append(path + "/" + entry) }
+            }
+            chmod(path, mode)
+        }
+    }
+
+    private func makeVolumes(_ pod: Pod) async throws(NodeError) {
         try makeDirectory(directory(of: pod) + "/volumes", mode: 0o750)
         try makeDirectory(directory(of: pod) + "/containers", mode: 0o750)
         let namespace = pod.metadata.namespace ?? "default"
@@ -121,19 +147,28 @@ struct PodVolumes: Sendable {
 
     /// The CRI mounts for a container: its volume mounts (subPath resolved inside the volume),
     /// and the termination message file.
-    func mounts(for container: ContainerSpec, pod: Pod, restartCount: Int) throws(NodeError) -> [CRI.Mount] {
+    func mounts(for container: ContainerSpec, pod: Pod, restartCount: Int, environment: [String: String] = [:]) throws(NodeError) -> [CRI.Mount] {
         var mounts: [CRI.Mount] = []
         let volumes = Dictionary((pod.spec?.volumes ?? []).map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for mount in container.volumeMounts ?? [] {
             guard let volume = volumes[mount.name], var hostPath = path(of: pod, volume: volume) else {
                 throw NodeError(.podSpec, detail: "container \(container.name): volume mount \"\(mount.name)\" names no volume of the pod")
             }
-            if let subPath = mount.subPath, !subPath.isEmpty {
+            // subPathExpr: $(VAR) from the container's environment (the kubelet's rule).
+            let subPath = mount.subPathExpr.map { PodEnvironment.expand($0, with: environment) } ?? mount.subPath
+            if let subPath, !subPath.isEmpty {
                 guard !subPath.hasPrefix("/"), !subPath.split(separator: "/").contains("..") else {
                     throw NodeError(.podSpec, detail: "container \(container.name): subPath \"\(subPath)\" must be a relative path without ..")
                 }
+                let volumeRoot = hostPath
                 hostPath += "/" + subPath
-                if access(hostPath, F_OK) != 0 { try makeDirectory(hostPath, mode: 0o755) }
+                if access(hostPath, F_OK) != 0 {
+                    // With the volume's own mode (umask aside), as the kubelet makes sub paths.
+                    var info = stat()
+                    let mode = stat(volumeRoot, &info) == 0 ? info.st_mode & 0o7777 : 0o755
+                    try makeDirectory(hostPath, mode: mode)
+                    chmod(hostPath, mode)
+                }
             }
             let propagation: MountPropagation = switch mount.mountPropagation {
             case "HostToContainer": .propagationHostToContainer

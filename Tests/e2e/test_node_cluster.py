@@ -420,3 +420,29 @@ def test_capacity_comes_from_the_cgroup_the_agent_runs_in(cri, test_image_archiv
                 os.rmdir(f"/sys/fs/cgroup/{controller}/{group}")
             except OSError:
                 pass
+
+
+def test_run_as_non_root_fs_group_and_sub_path_expr(member):
+    refused = pod_manifest(member, "as-root", "exec sleep 3600")
+    refused["spec"]["securityContext"] = {"runAsNonRoot": True}
+    create(member, refused)
+    waiting = wait_for(lambda: (lambda s: s if s.get("state", {}).get("waiting", {}).get("reason") == "CreateContainerConfigError" else None)(
+        (get(member, "pod", "as-root")["status"].get("containerStatuses") or [{}])[0]), message="the container refused")
+    assert "container has runAsNonRoot and image will run as root" in waiting["state"]["waiting"]["message"]
+
+    pod = pod_manifest(member, "grouped", "id -G; ls -ldn /data /data/$(POD_NAME_DIR); exec sleep 3600")
+    pod["spec"]["securityContext"] = {"runAsUser": 1000, "runAsNonRoot": True, "fsGroup": 2345}
+    pod["spec"]["volumes"] = [{"name": "data", "emptyDir": {}}]
+    container = pod["spec"]["containers"][0]
+    container["command"] = ["sh", "-c", "id -G; touch /data/written && ls -ln /data; exec sleep 3600"]
+    container["env"] = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+    container["volumeMounts"] = [{"name": "data", "mountPath": "/data", "subPathExpr": "$(POD_NAME)"}]
+    create(member, pod)
+    running = wait_running(member, "grouped")
+    log = wait_for(lambda: (lambda t: t if "written" in t else None)(
+        member.pod_log("default", "grouped", running["metadata"]["uid"], "main")), message="the container's output")
+    assert "2345" in log.splitlines()[0].split()  # the fsGroup is a supplemental group
+    assert " 1000 " in log and " 2345 " in log  # the file written by uid 1000 in a group-owned volume
+    volume = member.runtime.agent.root / "pods" / running["metadata"]["uid"] / "volumes" / "kubernetes.io~empty-dir" / "data"
+    assert (volume / "grouped" / "written").exists()  # the subPathExpr named the directory
+    assert os.stat(volume).st_gid == 2345
