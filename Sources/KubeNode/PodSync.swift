@@ -252,7 +252,8 @@ struct PodSync: Sendable {
             return
         }
         if let hook = spec.lifecycle?.postStart {
-            let result = await LifecycleHooks.run(hook, containerID: id, podIP: state.podIPs.first ?? "", calls: calls, timeout: 30)
+            let podIP = pod.spec?.hostNetwork == true ? nodeIP : (state.podIPs.first ?? "")
+            let result = await LifecycleHooks.run(hook, containerID: id, podIP: podIP, calls: calls, timeout: 30)
             if let failure = result {
                 logger.warning("postStart hook failed; killing the container", metadata: [
                     "pod": "\(pod.fullName)", "container": "\(spec.name)", "error": "\(failure)",
@@ -322,7 +323,8 @@ struct PodSync: Sendable {
                 group.addTask {
                     let started = ContinuousClock.now
                     if let hook = spec?.lifecycle?.preStop, container.state == .containerRunning {
-                        if let failure = await LifecycleHooks.run(hook, containerID: container.id, podIP: "", calls: calls, timeout: Int(period)) {
+                        let podIP = pod.spec?.hostNetwork == true ? nodeIP : (pod.status?.podIP ?? "")
+                        if let failure = await LifecycleHooks.run(hook, containerID: container.id, podIP: podIP, calls: calls, timeout: Int(period)) {
                             logger.warning("preStop hook failed", metadata: ["pod": "\(pod.fullName)", "container": "\(spec?.name ?? "")", "error": "\(failure)"])
                         }
                     }

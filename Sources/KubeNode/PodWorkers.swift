@@ -180,7 +180,7 @@ final class PodWorkers: Sendable {
             }
             if memory.rejected == nil {
                 state = await sync.sync(pod, memory: &memory)
-                probes.update(pod, state: state)
+                probes.update(pod, state: state, nodeIP: nodeIP)
             } else {
                 state = RuntimeCalls.PodState()
             }

@@ -1,5 +1,6 @@
 import CRI
 import Foundation
+import GRPCHealthCheck
 import KubeClient
 import Logging
 import Synchronization
@@ -75,8 +76,10 @@ final class ProbeManager: Sendable {
 
     /// Starts workers for the pod's running containers that have none; ends those of containers
     /// that stopped.
-    func update(_ pod: Pod, state: RuntimeCalls.PodState) {
+    func update(_ pod: Pod, state: RuntimeCalls.PodState, nodeIP: String) {
         let running = state.running
+        // Probes go to the pod's IP; a host-network pod's is the node's.
+        let podIP = pod.spec?.hostNetwork == true ? nodeIP : (state.podIPs.first ?? "")
         for container in running {
             guard let spec = pod.spec?.containers.first(where: { $0.name == container.metadata?.name }) else { continue }
             let probes: [(Kind, Probe?)] = [(.startup, spec.startupProbe), (.liveness, spec.livenessProbe), (.readiness, spec.readinessProbe)]
@@ -85,7 +88,7 @@ final class ProbeManager: Sendable {
                 let key = "\(container.id)/\(kind.rawValue)"
                 let isNew = active.withLock { $0.insert(key).inserted }
                 if isNew {
-                    requestSink.yield(Work(pod: pod, spec: spec, containerID: container.id, kind: kind, probe: probe, podIP: state.podIPs.first ?? ""))
+                    requestSink.yield(Work(pod: pod, spec: spec, containerID: container.id, kind: kind, probe: probe, podIP: podIP))
                 }
             }
         }
@@ -193,8 +196,11 @@ enum ProbeRunner {
             guard let port = tcp.port.intValue else { return Result(success: false, message: "named port \(tcp.port) not supported") }
             return await self.tcp(host: tcp.host ?? podIP, port: Int(port), timeout: .seconds(timeout))
         }
-        if probe.grpc != nil {
-            return Result(success: false, message: "grpc probes are not supported by this node")
+        if let grpc = probe.grpc {
+            // The gRPC health protocol on the pod's IP, as the kubelet's grpc prober.
+            let result = await GRPCHealthCheck.probe(host: podIP, port: Int(grpc.port), service: grpc.service ?? "",
+                                                     timeout: .seconds(timeout), userAgent: "kube-probe/1.20")
+            return Result(success: result.success, message: result.output)
         }
         return Result(success: false, message: "the probe names no action")
     }

@@ -446,3 +446,4 @@ def test_run_as_non_root_fs_group_and_sub_path_expr(member):
     volume = member.runtime.agent.root / "pods" / running["metadata"]["uid"] / "volumes" / "kubernetes.io~empty-dir" / "data"
     assert (volume / "grouped" / "written").exists()  # the subPathExpr named the directory
     assert os.stat(volume).st_gid == 2345
+

@@ -127,3 +127,54 @@ def test_the_kubelet_api_serves_with_a_self_signed_certificate(make_node):
     assert wait_for(lambda: curl("--cacert", str(pki / "kubelet.crt"), "https://127.0.0.1:10250/pods") == "401",
                     message="TLS verified against the self-signed CA, anonymous refused")
     assert curl("http://127.0.0.1:10248/healthz") == "200"
+
+
+HEALTH_SERVER = r"""
+import sys, grpc, concurrent.futures
+state = {"status": 1}  # SERVING
+def check(request, context):
+    return bytes([0x08, state["status"]])
+handler = grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+    "Check": grpc.unary_unary_rpc_method_handler(check)})
+server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((handler,))
+server.add_insecure_port(f"127.0.0.1:{sys.argv[1]}")
+server.start()
+print("ready", flush=True)
+for line in sys.stdin:
+    state["status"] = int(line)
+"""
+
+
+def test_grpc_readiness_probe_of_a_static_pod(make_node):
+    """gRPC probes (Kubernetes 1.23+: a 1.20 API server drops the field, a static pod keeps it):
+    the gRPC health protocol on the pod's IP (here the host network's 127.0.0.1), its verdict in
+    the pod's readiness as the kubelet API's /pods reports it."""
+    import json
+    import secrets
+    import subprocess
+    import sys
+    node = make_node(extra_args=["--anonymous-auth", "true"])
+    port = 19000 + secrets.randbelow(500)
+    pod = busybox_pod("grpc", "exec sleep 3600", hostNetwork=True)
+    pod["spec"]["containers"][0]["readinessProbe"] = {"grpc": {"port": port}, "periodSeconds": 1, "failureThreshold": 1}
+    node.write_manifest("grpc.json", pod)
+    node.start()
+    server = subprocess.Popen(node.runtime.wrap([sys.executable, "-c", HEALTH_SERVER, str(port)]), stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+
+        def ready():
+            text = subprocess.run(node.runtime.wrap(["curl", "-sk", "https://127.0.0.1:10250/pods"]), capture_output=True,
+                                  text=True).stdout
+            pods = {p["metadata"]["name"]: p for p in json.loads(text)["items"]}
+            statuses = pods[f"grpc-{node.name}"].get("status", {}).get("containerStatuses") or [{}]
+            return statuses[0].get("ready")
+        wait_for(lambda: ready() is True, timeout=60, message="ready through the gRPC probe")
+        server.stdin.write("2\n")  # NOT_SERVING
+        server.stdin.flush()
+        wait_for(lambda: ready() is False, timeout=30, message="not ready once the server is NOT_SERVING")
+    finally:
+        server.kill()
+        server.wait()
