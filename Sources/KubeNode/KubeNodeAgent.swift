@@ -73,6 +73,25 @@ public final class KubeNodeAgent: Sendable {
         }
     }
 
+    /// TLS bootstrapping (`--bootstrap-kubeconfig`), as the kubelet's `LoadClientCert`: keeps a
+    /// valid `kubeconfig`, else makes a CSR with the bootstrap token, waits for the certificate,
+    /// writes it under the certificate directory and `kubeconfig` pointing at it.
+    public static func bootstrapClientCertificate(_ configuration: SwiftletConfiguration, logger: Logger) async throws(NodeError) {
+        guard let bootstrap = configuration.bootstrapKubeconfig, let kubeconfig = configuration.kubeconfig else { return }
+        let identity = try NodeIdentity.detect(hostnameOverride: configuration.hostnameOverride, nodeIP: configuration.nodeIP,
+                                               runtimeVersion: BuildInfo.version)
+        do {
+            let outcome = try await CertificateBootstrap.loadClientCertificate(
+                kubeconfigPath: kubeconfig, bootstrapKubeconfigPath: bootstrap, certificateDirectory: configuration.certificateDirectory,
+                nodeName: identity.name, options: .init(log: { message in logger.info("\(message)") }))
+            logger.info(outcome.bootstrapped ? "client certificate bootstrapped" : "using the existing client certificate", metadata: [
+                "kubeconfig": "\(outcome.kubeconfigPath)", "csr": "\(outcome.csrName ?? "")", "notAfter": "\(outcome.notAfter)",
+            ])
+        } catch {
+            throw NodeError(.api, detail: "bootstrapping the node's client certificate with \(bootstrap): \(error)")
+        }
+    }
+
     /// The pods this node runs, with their current status (for the kubelet API's `/pods`).
     public var pods: [Pod] { workers.pods }
 
@@ -127,7 +146,7 @@ public final class KubeNodeAgent: Sendable {
                 files = (certificate, key)
             } else {
                 do {
-                    files = try ServingCertificate.ensureSelfSigned(directory: configuration.root + "/pki", hostnames: [identity.hostname],
+                    files = try ServingCertificate.ensureSelfSigned(directory: configuration.certificateDirectory, hostnames: [identity.hostname],
                                                                     ipAddresses: [identity.internalIP])
                 } catch {
                     logger.error("kubelet API not served: no serving certificate", metadata: ["error": "\(error)"])
@@ -192,6 +211,9 @@ public final class KubeNodeAgent: Sendable {
             if let mirrors {
                 group.addTask { await mirrors.run(nodeUID: { reporter.nodeUID }) }
             }
+            if configuration.rotateCertificates || configuration.bootstrapKubeconfig != nil {
+                group.addTask { await self.rotateClientCertificate(client) }
+            }
         }
     }
 
@@ -203,6 +225,18 @@ public final class KubeNodeAgent: Sendable {
             let pods = set.pods.map(\.pod)
             workers.update(pods, from: .file)
             mirrors?.setStaticPods(set.pods)
+        }
+    }
+
+    /// Renews the client certificate at 70–90 % of its life; a certificate that expired without
+    /// a renewal ends the agent's cluster membership with an error in the log (restart to bootstrap again).
+    private func rotateClientCertificate(_ client: KubeClient) async {
+        let rotation = ClientCertificateRotation(client: client, certificateDirectory: configuration.certificateDirectory,
+                                                 nodeName: identity.name)
+        do {
+            try await rotation.run()
+        } catch {
+            logger.error("client certificate rotation failed", metadata: ["error": "\(error)"])
         }
     }
 

@@ -40,6 +40,15 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     /// The kubeconfig to join a cluster with (`--kubeconfig`); absent, the agent runs
     /// standalone: static pods only, no API server.
     public var kubeconfig: String?
+    /// A kubeconfig with a bootstrap token (`--bootstrap-kubeconfig`): when `kubeconfig` is
+    /// missing or its client certificate expired, a CSR is made with it and the issued
+    /// certificate written under `certDir`, with `kubeconfig` pointing at it.
+    public var bootstrapKubeconfig: String?
+    /// Where the node's client certificates (and the self-signed serving pair) go (`--cert-dir`);
+    /// default `<root>/pki`.
+    public var certDir: String?
+    /// Renew the client certificate before it expires (`--rotate-certificates`).
+    public var rotateCertificates: Bool = false
     /// The node's name instead of the hostname (`--hostname-override`).
     public var hostnameOverride: String?
     /// The node's InternalIP (`--node-ip`); default: the address of the default route's
@@ -89,6 +98,9 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     /// Where pod and container log directories go (the kubelet's /var/log/pods).
     public var podLogsDir: String = "/var/log/pods"
 
+    /// The directory of the node's certificates: `certDir`, else `<root>/pki`.
+    public var certificateDirectory: String { certDir ?? root + "/pki" }
+
     /// The built-in defaults.
     public init() {}
 
@@ -124,7 +136,11 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         if nodeLeaseDurationSeconds < 1 {
             throw ConfigError(.invalidValue, key: "nodeLeaseDurationSeconds", detail: "must be positive")
         }
-        for (key, path) in [("staticPodPath", staticPodPath), ("kubeconfig", kubeconfig), ("podLogsDir", podLogsDir)] {
+        if bootstrapKubeconfig != nil && kubeconfig == nil {
+            throw ConfigError(.invalidValue, key: "bootstrapKubeconfig", detail: "needs kubeconfig: the path the bootstrapped kubeconfig is written to")
+        }
+        for (key, path) in [("staticPodPath", staticPodPath), ("kubeconfig", kubeconfig), ("podLogsDir", podLogsDir),
+                            ("bootstrapKubeconfig", bootstrapKubeconfig), ("certDir", certDir)] {
             if let path, !path.hasPrefix("/") {
                 throw ConfigError(.invalidValue, key: key, detail: "\"\(path)\" is not an absolute path")
             }
@@ -139,7 +155,7 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         "criSocket", "root", "state", "logLevel", "logFormat", "cgroupDriver", "cniConfDir",
         "cniBinDirs", "shutdownGracePeriod", "isolation", "cgroupsRoot", "registryConfigPath",
         "streamServerAddress", "streamServerPort",
-        "kubeconfig", "hostnameOverride", "nodeIP", "address", "port", "healthzBindAddress", "healthzPort", "tlsCertFile",
+        "kubeconfig", "bootstrapKubeconfig", "certDir", "rotateCertificates", "hostnameOverride", "nodeIP", "address", "port", "healthzBindAddress", "healthzPort", "tlsCertFile",
         "tlsPrivateKeyFile", "clientCAFile", "authenticationTokenWebhook", "anonymousAuth", "authorizationMode", "staticPodPath",
         "fileCheckFrequency", "nodeLabels", "registerWithTaints", "maxPods", "kubeReserved", "systemReserved", "evictionHard",
         "nodeStatusUpdateFrequency", "nodeStatusReportFrequency", "nodeLeaseDurationSeconds", "podLogsDir",
@@ -164,6 +180,9 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         streamServerAddress = try container.decodeIfPresent(String.self, forKey: .streamServerAddress) ?? defaults.streamServerAddress
         streamServerPort = try container.decodeIfPresent(Int.self, forKey: .streamServerPort) ?? defaults.streamServerPort
         kubeconfig = try container.decodeIfPresent(String.self, forKey: .kubeconfig)
+        bootstrapKubeconfig = try container.decodeIfPresent(String.self, forKey: .bootstrapKubeconfig)
+        certDir = try container.decodeIfPresent(String.self, forKey: .certDir)
+        rotateCertificates = try container.decodeIfPresent(Bool.self, forKey: .rotateCertificates) ?? defaults.rotateCertificates
         hostnameOverride = try container.decodeIfPresent(String.self, forKey: .hostnameOverride)
         nodeIP = try container.decodeIfPresent(String.self, forKey: .nodeIP)
         address = try container.decodeIfPresent(String.self, forKey: .address) ?? defaults.address

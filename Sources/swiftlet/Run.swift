@@ -78,7 +78,12 @@ struct Run: AsyncParsableCommand {
         let server = try CRIServer(
             socketPath: configuration.criSocket, runtime: runtime, images: imageService,
             shutdownGrace: configuration.shutdownGracePeriod.duration, logger: logger)
-        // The node: a cluster member with a kubeconfig; static pods with a manifest path.
+        // The node: a cluster member with a kubeconfig; static pods with a manifest path. A
+        // bootstrap kubeconfig first gets the node its client certificate (as the kubelet, before
+        // anything else talks to the API server).
+        if configuration.bootstrapKubeconfig != nil {
+            try await KubeNodeAgent.bootstrapClientCertificate(configuration, logger: Logger(label: "node"))
+        }
         let node: KubeNodeAgent? = configuration.kubeconfig != nil || configuration.staticPodPath != nil
             ? try KubeNodeAgent(configuration: configuration, runtime: runtime, images: imageService, events: events,
                                 logger: Logger(label: "node"))
@@ -175,6 +180,15 @@ struct ConfigFlags: ParsableArguments {
     @Option(name: .long, help: "Join the cluster this kubeconfig names. Without it the agent runs standalone (static pods only).")
     var kubeconfig: String?
 
+    @Option(name: .customLong("bootstrap-kubeconfig"), help: "A kubeconfig with a bootstrap token: get a client certificate with a CSR when --kubeconfig is missing or expired.")
+    var bootstrapKubeconfig: String?
+
+    @Option(name: .customLong("cert-dir"), help: "The node's certificates. Default: <root>/pki.")
+    var certDir: String?
+
+    @Option(name: .customLong("rotate-certificates"), help: "Renew the client certificate before it expires (true/false). Default: false.")
+    var rotateCertificates: Bool?
+
     @Option(name: .customLong("hostname-override"), help: "The node's name instead of the hostname.")
     var hostnameOverride: String?
 
@@ -260,6 +274,9 @@ struct ConfigFlags: ParsableArguments {
         if let streamServerPort { configuration.streamServerPort = streamServerPort }
         if let kubeconfig { configuration.kubeconfig = kubeconfig }
         if let hostnameOverride { configuration.hostnameOverride = hostnameOverride }
+        if let bootstrapKubeconfig { configuration.bootstrapKubeconfig = bootstrapKubeconfig }
+        if let certDir { configuration.certDir = certDir }
+        if let rotateCertificates { configuration.rotateCertificates = rotateCertificates }
         if let nodeIP { configuration.nodeIP = nodeIP }
         if let address { configuration.address = address }
         if let port { configuration.port = port }

@@ -384,9 +384,11 @@ def test_http_and_tcp_probes_and_the_prestop_hook(member):
     assert (shared / "marker").read_text() == "prestop-ran\n"
 
 
-def test_capacity_comes_from_the_cgroup_the_agent_runs_in(cri, test_image_archives):
-    """Started inside a cgroup with 1.5 CPUs and 3 GiB (as inside a Mesos or Kubernetes container),
-    the node reports that share as its capacity."""
+def test_a_bootstrapped_node_reports_the_cgroup_it_runs_in_as_capacity(cri, test_image_archives):
+    """A node with only a bootstrap token (--bootstrap-kubeconfig) gets its client certificate
+    through a CSR the controller manager approves, writes --kubeconfig, and registers. Started
+    inside a cgroup with 1.5 CPUs and 3 GiB (as inside a Mesos or Kubernetes container), it
+    reports that share as its capacity."""
     runtime = runtimes.make_runtime("swiftlet", cri, test_image_archives)
     cluster = None
     group = f"swl-e2e-limit-{secrets.token_hex(3)}"
@@ -401,7 +403,9 @@ def test_capacity_comes_from_the_cgroup_the_agent_runs_in(cri, test_image_archiv
             f.write("150000")
         with open(f"/sys/fs/cgroup/memory/{group}/memory.limit_in_bytes", "w") as f:
             f.write(str(3 << 30))
-        node = Node(runtime, name=name, cluster=cluster)
+        kubeconfig = runtime.dir / "kubelet.kubeconfig"
+        node = Node(runtime, name=name, extra_args=["--bootstrap-kubeconfig", cluster.env["BOOTSTRAP_KUBECONFIG"],
+                                                    "--kubeconfig", str(kubeconfig), "--rotate-certificates", "true"])
         enter = (f"echo $$ > /sys/fs/cgroup/cpu/{group}/cgroup.procs && "
                  f"echo $$ > /sys/fs/cgroup/memory/{group}/cgroup.procs && exec \"$@\"")
         runtime.agent.args = ["sh", "-c", enter, "sh", *runtime.agent.args]
@@ -411,6 +415,12 @@ def test_capacity_comes_from_the_cgroup_the_agent_runs_in(cri, test_image_archiv
         assert registered["status"]["capacity"]["cpu"] == "1500m"
         assert registered["status"]["capacity"]["memory"] == "3Gi"
         assert registered["status"]["allocatable"]["memory"] == f"{3 * 1024 - 100}Mi"
+        # The certificate came through a CSR made with the bootstrap token, auto-approved.
+        current = runtime.agent.root / "pki" / "kubelet-client-current.pem"
+        assert current.is_symlink() and kubeconfig.exists() and str(current) in kubeconfig.read_text()
+        csrs = json.loads(cluster.kubectl("get", "csr", "-o", "json"))["items"]
+        mine = [c for c in csrs if c["spec"]["username"].startswith("system:bootstrap:")]
+        assert mine and any(cond["type"] == "Approved" for cond in mine[0]["status"]["conditions"])
     finally:
         runtime.cleanup()
         if cluster is not None:
