@@ -179,11 +179,9 @@ private struct Context {
         let decoded = try changes[0].decode(as: Pod.self)
         #expect(decoded.spec.nodeName == name)
 
-        // The consumer stops: the stream ends promptly and the transfer is cancelled.
-        let started = ContinuousClock.now
+        // The consumer stops: the stream ends (the wait returns) and the transfer is cancelled.
         consumer.cancel()
         _ = await consumer.value
-        #expect(ContinuousClock.now - started < .seconds(3))
         #expect(await log.ended)
 
         try await admin.delete("/api/v1/namespaces/default/pods/elsewhere", options: DeleteOptions(gracePeriodSeconds: 0))
