@@ -208,21 +208,54 @@ long swt_read(swt_conn *conn, void *buffer, size_t length) {
     return outcome(conn, rc, errno);
 }
 
+/* OpenSSL writes to the socket with plain write(2): a peer that is gone raises SIGPIPE, which
+ * would kill the process on a thread that has not blocked it (any thread may write: a log
+ * stream's producer runs on the Swift pool). So each write blocks SIGPIPE for its duration,
+ * takes back a SIGPIPE it caused, and restores the thread's mask. */
+typedef struct { sigset_t old; int had_pending; } sigpipe_guard;
+
+static void sigpipe_guard_begin(sigpipe_guard *guard) {
+    sigset_t set, pending;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    sigpending(&pending);
+    guard->had_pending = sigismember(&pending, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &guard->old);
+}
+
+static void sigpipe_guard_end(sigpipe_guard *guard) {
+    if (!guard->had_pending) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) == SIGPIPE) {}
+    }
+    pthread_sigmask(SIG_SETMASK, &guard->old, NULL);
+}
+
 long swt_write(swt_conn *conn, const void *buffer, size_t length) {
     size_t done = 0;
     if (length == 0) return SWT_ERROR;
     ERR_clear_error();
+    sigpipe_guard guard;
+    sigpipe_guard_begin(&guard);
     errno = 0;
     int rc = SSL_write_ex(conn->ssl, buffer, length, &done);
+    int saved = errno;
+    sigpipe_guard_end(&guard);
     if (rc == 1) return (long)done;
-    return outcome(conn, rc, errno);
+    return outcome(conn, rc, saved);
 }
 
 int swt_pending(swt_conn *conn) { return SSL_pending(conn->ssl); }
 
 void swt_close_notify(swt_conn *conn) {
     ERR_clear_error();
+    sigpipe_guard guard;
+    sigpipe_guard_begin(&guard);
     (void)SSL_shutdown(conn->ssl);
+    sigpipe_guard_end(&guard);
     ERR_clear_error();
 }
 

@@ -178,7 +178,7 @@ final class TinyHTTPServer: @unchecked Sendable {
                 return
             }
             let response = "HTTP/1.1 \(status) X\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-            _ = response.withCString { write(connection, $0, strlen($0)) }
+            _ = response.withCString { send(connection, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
             return
         }
     }

@@ -121,7 +121,7 @@ final class EchoServer: Sendable {
                         if n <= 0 { break }
                         var offset = 0
                         while offset < n {
-                            let written = buffer[offset..<n].withUnsafeBytes { write(client, $0.baseAddress, $0.count) }
+                            let written = buffer[offset..<n].withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                             if written <= 0 { break reading }
                             offset += written
                         }
