@@ -65,6 +65,11 @@ public final class Containerizer: Sendable {
     }
 
     let entries = Mutex<[String: Entry]>([:])
+    /// Deletes moved-aside checkpoints (``destroy(id:deferRemoval:)``) off the caller's path;
+    /// callers may queue their own garbage on it too.
+    public let removals = BackgroundRemovals()
+    /// Tells moved-aside checkpoints of one id apart.
+    private let removalCounter = Atomic<Int>(0)
     /// Called with every exit as it is recorded (the CRI's container events).
     private let onExit: (@Sendable (ContainerInfo) -> Void)?
 
@@ -382,7 +387,11 @@ public final class Containerizer: Sendable {
     }
 
     /// Kills what still runs, undoes every isolator, removes the cgroup and the checkpoint.
-    public func destroy(id: String) throws(ContainerizerError) {
+    ///
+    /// With `deferRemoval` the checkpoint is moved aside (one rename: the id is free and
+    /// recovery no longer sees the container when this returns) and its files are deleted on
+    /// ``removals``; a move-aside left by a crash is deleted by ``recover()``.
+    public func destroy(id: String, deferRemoval: Bool = false) throws(ContainerizerError) {
         // Taken out of the table first, so the exit its killing causes is not recorded into a
         // checkpoint that is being removed.
         guard let entry = entries.withLock({ $0.removeValue(forKey: id) }) else { throw ContainerizerError(.notFound, context: id) }
@@ -402,8 +411,10 @@ public final class Containerizer: Sendable {
         }
         // The monitor records the exit into the checkpoint as it goes: let it finish (it drains
         // the container's output for at most 2 s) before the checkpoint is removed.
-        for _ in 0..<500 where processStartTime(entry.info.monitorPid) == entry.info.monitorStartTime && entry.info.monitorStartTime != 0 {
+        var waited = 0
+        while waited < 500, entry.info.monitorStartTime != 0, processStartTime(entry.info.monitorPid) == entry.info.monitorStartTime {
             usleep(10_000)
+            waited += 1
         }
         unlink(attachSocketPath(id))
         // Its exit watch was cancelled: reap it here if it is this process's child.
@@ -411,7 +422,15 @@ public final class Containerizer: Sendable {
         _ = waitpid(entry.info.monitorPid, &status, WNOHANG)
         let killed = entry.info.exit ?? ExitStatus(exitCode: 137, signal: SIGKILL, finishedAt: Self.now(), reason: "Error")
         for waiter in entry.waiters { waiter.resume(returning: killed) }
-        Checkpoint(stateRoot: stateRoot, id: id).remove()
+        let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
+        if deferRemoval {
+            let aside = "\(stateRoot)/containers/\(Self.removingPrefix)\(id)-\(removalCounter.add(1, ordering: .relaxed).newValue)"
+            if rename(checkpoint.directory, aside) == 0 {
+                removals.remove(aside)
+                return
+            }
+        }
+        checkpoint.remove()
     }
 
     /// Makes the monitor reopen the container's log file (after it was rotated).
@@ -472,6 +491,10 @@ public final class Containerizer: Sendable {
                 try? FileManager.default.removeItem(atPath: directory + "/" + name)
             }
         }
+        for name in names where name.hasPrefix(Self.removingPrefix) {
+            // A destroyed container's checkpoint whose deferred removal the process did not finish.
+            BackgroundRemovals.removeTree(directory + "/" + name)
+        }
         for id in names where !id.hasPrefix(".") {
             let checkpoint = Checkpoint(stateRoot: stateRoot, id: id)
             if Checkpoint.isLaunching(checkpoint.directory) { continue }  // another process is launching it
@@ -508,6 +531,10 @@ public final class Containerizer: Sendable {
         for isolator in isolators { try isolator.recover(recovered) }
         return report
     }
+
+    /// The name a destroyed container's checkpoint is moved to before its deferred removal:
+    /// `.removing-<id>-<n>` (hidden: recovery skips it as a container).
+    static let removingPrefix = ".removing-"
 
     static func now() -> Int64 {
         var now = timespec()

@@ -90,6 +90,14 @@ public struct NamespacePins: Sendable {
         return fd
     }
 
+    /// Unpins every kind, leaving the (now empty) files for whoever removes the directory;
+    /// namespaces no process uses any more end. Idempotent.
+    public func unpin() {
+        for kind in Kind.allCases {
+            while umount2(path(kind), Int32(MNT_DETACH)) == 0 {}
+        }
+    }
+
     /// Unpins `kinds` (every kind by default) and removes their files; namespaces no process
     /// uses any more end. Idempotent.
     public func remove(_ kinds: Set<Kind> = Set(Kind.allCases)) {

@@ -352,6 +352,38 @@ struct ContainerizerTests {
         #expect(!FileManager.default.fileExists(atPath: "\(test.containerizer.layout.v1["memory"]!)/\(test.cgroupsRoot)/half"))
     }
 
+    @Test("a deferred destroy kills and removes the cgroup at once, frees the id, and deletes the checkpoint in the background")
+    func deferredDestroy() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        let containers = test.containerizer.stateRoot + "/containers"
+        let info = try test.containerizer.launch(id: "d", config: test.config("sleep 60 & sleep 60"))
+        let processes = test.containerizer.cgroup(for: "d").processes()
+        try test.containerizer.destroy(id: "d", deferRemoval: true)
+        for pid in processes { #expect(kill(pid, 0) != 0) }
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(info.monitorPid)"))
+        for directory in test.containerizer.cgroup(for: "d").directories { #expect(!FileManager.default.fileExists(atPath: directory)) }
+        #expect(!FileManager.default.fileExists(atPath: containers + "/d"))
+        #expect(test.containerizer.info(id: "d") == nil)
+        // The id is free again at once.
+        try test.containerizer.launch(id: "d", config: test.config("sleep 60"))
+        try test.containerizer.destroy(id: "d", deferRemoval: true)
+        test.containerizer.removals.wait()
+        #expect(try FileManager.default.contentsOfDirectory(atPath: containers).isEmpty)
+    }
+
+    @Test("recovery deletes checkpoints a deferred destroy moved aside and did not finish deleting")
+    func deferredDestroyInterrupted() throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        let aside = test.containerizer.stateRoot + "/containers/.removing-gone-1"
+        try FileManager.default.createDirectory(atPath: aside, withIntermediateDirectories: true)
+        try "exit_code=0\n".write(toFile: aside + "/exit", atomically: false, encoding: .utf8)
+        let report = try test.containerizer.recover()
+        #expect(report == Containerizer.RecoveryReport())
+        #expect(!FileManager.default.fileExists(atPath: aside))
+    }
+
     @Test("destroy leaves no process, cgroup or mount behind")
     func noLeftovers() async throws {
         let test = try TestContainerizer()

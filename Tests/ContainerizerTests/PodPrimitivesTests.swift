@@ -88,6 +88,22 @@ struct PodPrimitivesTests {
         #expect(!FileManager.default.fileExists(atPath: pins.path(.net)))
     }
 
+    @Test("unpinning ends the pins and leaves the files for the directory's removal")
+    func unpin() throws {
+        let tree = try TemporaryTree(prefix: "swiftlet-pin")
+        let pins = NamespacePins(directory: tree.path + "/ns")
+        try pins.create([.net, .ipc, .uts], hostname: "h", sysctls: [], monitorPath: Launcher.defaultMonitorPath())
+        defer { pins.remove() }
+        #expect(pins.isPinned(.net) && pins.isPinned(.ipc) && pins.isPinned(.uts))
+        pins.unpin()
+        pins.unpin()  // idempotent
+        for kind in NamespacePins.Kind.allCases {
+            #expect(!pins.isPinned(kind))
+            #expect(FileManager.default.fileExists(atPath: pins.path(kind)))
+            #expect(!readFile("/proc/self/mountinfo").contains(pins.path(kind)))
+        }
+    }
+
     @Test("a sysctl the namespace does not have fails the pin and leaves nothing pinned")
     func badSysctl() throws {
         let tree = try TemporaryTree(prefix: "swiftlet-pin")

@@ -135,6 +135,18 @@ extension PodRuntime {
         logger.info("container stopped", metadata: ["container": "\(record.name)", "id": "\(id)"])
     }
 
+    /// Unmounts and deletes the root filesystem of a container that is not running (its
+    /// writable layer, and the lease on its image's layers). Best effort: RemoveContainer
+    /// removes whatever is left, and fails if it cannot.
+    func releaseRootfs(_ id: String) async {
+        guard containerizer.state(id: id) != .running else { return }
+        let images = self.images, directory = rootfsDirectory(id)
+        let result = await Offload.run { Result { () throws(ImageStoreError) in try images.removeRootfs(at: directory) } }
+        if case .failure(let error) = result {
+            logger.warning("cannot release a stopped container's root filesystem", metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+    }
+
     /// Polls the containerizer's state (cancellable, unlike waiting on the exit) until the
     /// container is no longer running; false if it still runs after `limit`.
     func waitForExit(_ id: String, within limit: Duration) async -> Bool {
@@ -172,7 +184,7 @@ extension PodRuntime {
         let failure = await Offload.run { () -> String? in
             if containerizer.info(id: id) != nil {
                 do {
-                    try containerizer.destroy(id: id)
+                    try containerizer.destroy(id: id, deferRemoval: true)
                 } catch {
                     // Gone already (a concurrent removal): removal is idempotent.
                     if (error as? ContainerizerError)?.kind != .notFound { return "\(error)" }
@@ -388,7 +400,7 @@ extension PodRuntime {
         case .container: publish(.containerStoppedEvent, id)
         case .holder(let sandbox):
             logger.warning("the pod's pid namespace holder exited; the pod is not ready", metadata: ["pod": "\(sandbox.name)", "id": "\(sandbox.id)"])
-            try? store.save(sandbox)
+            try? store.saveState(sandbox)
         case .none: break
         }
     }

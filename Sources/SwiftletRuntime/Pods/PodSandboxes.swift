@@ -247,27 +247,69 @@ extension PodRuntime {
     private func stopPodSandboxLocked(_ id: String) async throws(CRIError) {
         guard let sandbox = state.withLock({ $0.sandboxes[id] }) else { return }
         let containers = state.withLock { $0.containers.values.filter { $0.sandboxID == id }.map(\.id) }
-        for container in containers {
-            try await stopContainer(container, timeout: 0)
+        guard sandbox.tornDown != true else {
+            try await stopContainers(containers)
+            return
         }
-        guard sandbox.tornDown != true else { return }
-        // A DEL that fails fails the stop (the network stays attached, the kubelet retries),
-        // as containerd does: its IP and port mappings must not leak.
-        let detached = await Offload.run { Result { () throws(CNIError) in try self.detachNetwork(sandbox) } }
-        if case .failure(let error) = detached {
-            throw CRIError(.unknown, "failed to destroy network for sandbox \(id): \(error)")
-        }
-        await Offload.run { self.tearDown(sandbox, removeFiles: false, detach: false) }
+        // CNI DEL (plugin executions, and the kernel deleting the pod's veth) neither waits for
+        // the containers to die nor they for it: it runs while they are killed, and while the
+        // record of the stopped sandbox is written (put in place once it is true).
+        async let detached = Offload.run { Result { () throws(CNIError) in try self.detachNetwork(sandbox) } }
         var stopped = sandbox
         stopped.state = .notReady
         stopped.tornDown = true
+        let store = self.store, record = stopped
+        async let prepared = Offload.run { Result { () throws(CRIError) in try store.prepareState(record) } }
+        var stopFailure: CRIError?
+        do {
+            try await stopContainers(containers)
+        } catch {
+            stopFailure = error
+        }
+        // A DEL that fails fails the stop (the network stays attached, the kubelet retries),
+        // as containerd does: its IP and port mappings must not leak.
+        let network = await detached
+        let preparedRecord = await prepared
+        if stopFailure != nil || (try? network.get()) == nil { (try? preparedRecord.get())?.discard() }
+        if let stopFailure { throw stopFailure }
+        if case .failure(let error) = network {
+            throw CRIError(.unknown, "failed to destroy network for sandbox \(id): \(error)")
+        }
+        await Offload.run { self.tearDown(sandbox, removeFiles: false, detach: false) }
         state.withLock { $0.put(stopped) }
-        try store.save(stopped)
+        try preparedRecord.get().commit()
         logger.info("pod sandbox stopped", metadata: ["pod": "\(sandbox.name)", "id": "\(id)"])
     }
 
+    /// Stops a pod's containers (SIGKILL, all at once) and releases the root filesystems of
+    /// those that ended: nothing can run in them again (the pod is not ready, so nothing
+    /// starts), and unmounting an overlay syncs the file system under it, which takes a while
+    /// on a busy disk — here it overlaps CNI DEL instead of lengthening RemovePodSandbox.
+    private func stopContainers(_ ids: [String]) async throws(CRIError) {
+        let failures = await withTaskGroup(of: CRIError?.self) { group in
+            for id in ids {
+                group.addTask {
+                    do throws(CRIError) {
+                        try await self.stopContainer(id, timeout: 0)
+                    } catch {
+                        return error
+                    }
+                    await self.releaseRootfs(id)
+                    return nil
+                }
+            }
+            var failures: [CRIError] = []
+            for await failure in group {
+                if let failure { failures.append(failure) }
+            }
+            return failures
+        }
+        if let failure = failures.first { throw failure }
+    }
+
     /// Undoes a sandbox's namespaces, network (unless `detach` is false: StopPodSandbox did)
-    /// and holder; with `removeFiles`, its directory.
+    /// and holder; with `removeFiles`, its directory (deleted in the background: the pod's
+    /// id is never reused, and a directory no record names is removed at the next start).
     func tearDown(_ sandbox: SandboxRecord, removeFiles: Bool, detach: Bool = true) {
         if detach {
             do {
@@ -276,12 +318,16 @@ extension PodRuntime {
                 logger.warning("CNI DEL failed", metadata: ["id": "\(sandbox.id)", "error": "\(error)"])
             }
         }
-        if let holder = sandbox.pidHolder { try? containerizer.destroy(id: holder) }
-        let pins = pins(sandbox.id)
-        pins.remove()
+        if let holder = sandbox.pidHolder, containerizer.info(id: holder) != nil {
+            try? containerizer.destroy(id: holder, deferRemoval: true)
+        }
+        // The pinned namespaces end here. Their files go with the directory, or now: a DEL
+        // after a crash must find no namespace there (plugins accept a missing one, not an
+        // empty file).
+        if removeFiles { pins(sandbox.id).unpin() } else { pins(sandbox.id).remove() }
         let directory = podDirectory(sandbox.id)
         while umount2(directory + "/shm", Int32(MNT_DETACH)) == 0 {}
-        if removeFiles { try? FileManager.default.removeItem(atPath: directory) }
+        if removeFiles { containerizer.removals.remove(directory) }
     }
 
     /// RemovePodSandbox: stops it if needed, removes its containers and everything it made.

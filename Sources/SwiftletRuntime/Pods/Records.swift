@@ -3,6 +3,10 @@ import CRIProtobufC
 import Containerizer
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A pod sandbox as the runtime keeps it: the kubelet's config (as it sent it, protobuf) and
 /// what running it made.
 struct SandboxRecord: Sendable, Codable {
@@ -80,6 +84,38 @@ struct RecordStore: Sendable {
         try write(kind: "sandboxes", id: sandbox.id, record: sandbox, config: sandbox.config.encode())
     }
 
+    /// Saves what changed after the sandbox was first saved (its state, IPs, …): its config,
+    /// the `.pb`, is as RunPodSandbox saved it.
+    func saveState(_ sandbox: SandboxRecord) throws(CRIError) {
+        try write(kind: "sandboxes", id: sandbox.id, record: sandbox, config: nil)
+    }
+
+    /// ``saveState(_:)`` in two steps: the record written and synced under a temporary name
+    /// now (while the change it records is still being made), put in place by
+    /// ``PreparedRecord/commit()``.
+    func prepareState(_ sandbox: SandboxRecord) throws(CRIError) -> PreparedRecord {
+        let temporary = "\(directory)/sandboxes/.\(sandbox.id).json.\(UInt32.random(in: 0...UInt32.max))"
+        let failure = { (detail: String) in CRIError(.internal, "cannot record sandboxes \(sandbox.id) under \(directory): \(detail)") }
+        let bytes: [UInt8]
+        do {
+            try FileManager.default.createDirectory(atPath: "\(directory)/sandboxes", withIntermediateDirectories: true)
+            bytes = [UInt8](try JSONEncoder().encode(sandbox))
+        } catch {
+            throw failure("\(error)")
+        }
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw failure("create \(temporary): \(String(cString: strerror(errno)))") }
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        let synced = written == bytes.count && fsync(fd) == 0
+        let code = errno
+        close(fd)
+        guard synced else {
+            unlink(temporary)
+            throw failure("write \(temporary): \(String(cString: strerror(code)))")
+        }
+        return PreparedRecord(temporary: temporary, path: path("sandboxes", sandbox.id, "json"))
+    }
+
     func save(_ container: ContainerRecord) throws(CRIError) {
         try write(kind: "containers", id: container.id, record: container, config: container.config.encode())
     }
@@ -103,10 +139,10 @@ struct RecordStore: Sendable {
         }
     }
 
-    private func write(kind: String, id: String, record: some Encodable, config: [UInt8]) throws(CRIError) {
+    private func write(kind: String, id: String, record: some Encodable, config: [UInt8]?) throws(CRIError) {
         do {
             try FileManager.default.createDirectory(atPath: "\(directory)/\(kind)", withIntermediateDirectories: true)
-            try Data(config).write(to: URL(fileURLWithPath: path(kind, id, "pb")), options: .atomic)
+            if let config { try Data(config).write(to: URL(fileURLWithPath: path(kind, id, "pb")), options: .atomic) }
             try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: path(kind, id, "json")), options: .atomic)
         } catch {
             throw CRIError(.internal, "cannot record \(kind) \(id) under \(directory): \(error)")
@@ -120,6 +156,8 @@ struct RecordStore: Sendable {
 
     private func load<T: Decodable>(kind: String, as type: T.Type) -> [(T, [UInt8])] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(directory)/\(kind)")) ?? []
+        // Temporary files of writes a crash interrupted (``prepareState(_:)``'s, Foundation's).
+        for name in names where name.hasPrefix(".") { unlink("\(directory)/\(kind)/\(name)") }
         return names.filter { $0.hasSuffix(".json") }.compactMap { name in
             let id = String(name.dropLast(5))
             guard let json = FileManager.default.contents(atPath: path(kind, id, "json")),
@@ -127,6 +165,26 @@ struct RecordStore: Sendable {
             let bytes = FileManager.default.contents(atPath: path(kind, id, "pb")).map { [UInt8]($0) } ?? []
             return (record, bytes)
         }
+    }
+}
+
+/// A record written under a temporary name (see ``RecordStore/prepareState(_:)``).
+struct PreparedRecord: Sendable {
+    let temporary: String
+    let path: String
+
+    /// Puts the record in place (atomically replacing the previous one).
+    func commit() throws(CRIError) {
+        guard rename(temporary, path) == 0 else {
+            let code = errno
+            unlink(temporary)
+            throw CRIError(.internal, "cannot record \(path): \(String(cString: strerror(code)))")
+        }
+    }
+
+    /// Drops it: the change it recorded did not happen.
+    func discard() {
+        unlink(temporary)
     }
 }
 
