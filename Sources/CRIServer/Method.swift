@@ -23,6 +23,20 @@ struct Method: Sendable {
         }
     }
 
+    /// A unary method whose handler returns its response encoded.
+    init<Request: ProtobufCCodable>(
+        service: String, name: String, encodedUnary _: Request.Type,
+        _ body: @escaping @Sendable (Request, CallContext) async throws -> [UInt8]
+    ) {
+        self.service = service
+        self.name = name
+        self.serverStreaming = false
+        self.invoke = { call, context in
+            let request = try Method.decodeRequest(Request.self, from: call)
+            call.finish(.ok, message: try await body(request, context))
+        }
+    }
+
     init<Request: ProtobufCCodable, Response: ProtobufCCodable>(
         service: String, name: String, serverStreaming _: Request.Type,
         _ body: @escaping @Sendable (Request, CallContext, ResponseStream<Response>) async throws -> Void
@@ -62,7 +76,20 @@ struct MethodTable: Sendable {
     private var services: Set<String> = []
 
     init(runtime: some RuntimeService, images: some ImageService) {
-        for method in Self.runtimeServiceMethods(runtime) + Self.imageServiceMethods(images) {
+        var runtimeMethods = Self.runtimeServiceMethods(runtime)
+        if let encoded = runtime as? any EncodedListResponses {
+            // The list calls answered with responses the service keeps encoded.
+            let lists = [
+                Method(service: "RuntimeService", name: "ListContainers", encodedUnary: ListContainersRequest.self) { request, context in
+                    try await encoded.listContainersEncoded(request, context: context)
+                },
+                Method(service: "RuntimeService", name: "ListPodSandbox", encodedUnary: ListPodSandboxRequest.self) { request, context in
+                    try await encoded.listPodSandboxEncoded(request, context: context)
+                },
+            ]
+            runtimeMethods = runtimeMethods.map { method in lists.first { $0.name == method.name } ?? method }
+        }
+        for method in runtimeMethods + Self.imageServiceMethods(images) {
             for version in APIVersion.allCases {
                 let service = "\(version.package).\(method.service)"
                 services.insert(service)

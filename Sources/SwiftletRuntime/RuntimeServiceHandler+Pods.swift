@@ -1,10 +1,12 @@
 import CRI
+import CRIProtobufC
 import Containerizer
 import Foundation
 import StreamingServer
 
-/// The pod sandbox, container, exec and stats methods: translations onto ``PodRuntime``.
-extension RuntimeServiceHandler {
+/// The pod sandbox, container, exec and stats methods: translations onto ``PodRuntime``. The
+/// list calls are also answered encoded (the CRI server's way, see ``EncodedListResponses``).
+extension RuntimeServiceHandler: EncodedListResponses {
     private func runtime() throws(CRIError) -> PodRuntime {
         guard let pods else { throw CRIError(.unavailable, "this swiftlet runs without a container runtime") }
         return pods
@@ -70,6 +72,14 @@ extension RuntimeServiceHandler {
 
     public func listContainers(_ request: ListContainersRequest, context: CallContext) async throws -> ListContainersResponse {
         ListContainersResponse(containers: try runtime().listContainers(request.filter))
+    }
+
+    public func listContainersEncoded(_ request: ListContainersRequest, context: CallContext) async throws -> [UInt8] {
+        try runtime().listContainersEncoded(request.filter)
+    }
+
+    public func listPodSandboxEncoded(_ request: ListPodSandboxRequest, context: CallContext) async throws -> [UInt8] {
+        try runtime().listSandboxesEncoded(request.filter)
     }
 
     public func containerStatus(_ request: ContainerStatusRequest, context: CallContext) async throws -> ContainerStatusResponse {

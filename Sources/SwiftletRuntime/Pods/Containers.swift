@@ -275,28 +275,12 @@ extension PodRuntime {
 
     /// ListContainers: by id (or prefix), state, sandbox and labels; oldest first.
     func listContainers(_ filter: ContainerFilter?) -> [Container] {
-        let items = state.withLock { state -> [Container] in
-            var items: [Container] = []
-            items.reserveCapacity(state.containerListing.count)
-            for listed in state.containerListing.values {
-                if let filter {
-                    if !filter.id.isEmpty && !listed.item.id.hasPrefix(filter.id) { continue }
-                    if !filter.podSandboxId.isEmpty && !listed.item.podSandboxId.hasPrefix(filter.podSandboxId) { continue }
-                    if let wanted = filter.state, wanted.state != listed.item.state { continue }
-                    if !filter.labelSelector.isEmpty && !matches(listed.item.labels, selector: filter.labelSelector) { continue }
-                }
-                items.append(listed.item)
-            }
-            return items
-        }
-        return Self.oldestFirst(items, createdAt: items.map(\.createdAt))
+        state.withLock { $0.listedContainers(filter) }
     }
 
-    /// Sorts by creation time through (time, index) pairs: the messages are large to move.
-    static func oldestFirst<T>(_ items: [T], createdAt: [Int64]) -> [T] {
-        var order = Array(zip(createdAt, items.indices))
-        order.sort { $0.0 < $1.0 }
-        return order.map { items[$0.1] }
+    /// ListContainers' response, encoded (kept while nothing changes).
+    func listContainersEncoded(_ filter: ContainerFilter?) -> [UInt8] {
+        state.withLock { $0.encodedContainers(filter) }
     }
 
     // MARK: Changes to running containers

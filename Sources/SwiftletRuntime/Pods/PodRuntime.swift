@@ -1,5 +1,6 @@
 import CNI
 import CRI
+import CRIProtobufC
 import Containerizer
 import Foundation
 import ImageStore
@@ -40,10 +41,13 @@ public final class PodRuntime: Sendable {
         private(set) var sandboxes: [String: SandboxRecord] = [:]
         private(set) var containers: [String: ContainerRecord] = [:]
         /// What ListPodSandbox and ListContainers return, built when a record changes, so the
-        /// kubelet's relist every second copies no records (the container state is filled in
-        /// at list time).
-        private(set) var sandboxListing: [String: PodSandbox] = [:]
-        private(set) var containerListing: [String: ListedContainer] = [:]
+        /// kubelet's relist every second copies no records; each entry also encoded (when first
+        /// listed after it changed), and the whole unfiltered answer of each kept until the
+        /// next change, so a relist that finds nothing new encodes nothing.
+        private(set) var sandboxListing: [String: Listed<PodSandbox>] = [:]
+        private(set) var containerListing: [String: Listed<Container>] = [:]
+        private var encodedSandboxes: [UInt8]?
+        private var encodedContainers: [UInt8]?
         /// Reserved names (sandboxes' and containers') -> id.
         var names: [String: String] = [:]
         /// The last CPU sample per container (time, usage), for usage_nano_cores.
@@ -51,49 +55,146 @@ public final class PodRuntime: Sendable {
 
         mutating func put(_ sandbox: SandboxRecord) {
             sandboxes[sandbox.id] = sandbox
-            sandboxListing[sandbox.id] = PodSandbox(
+            sandboxListing[sandbox.id] = Listed(item: PodSandbox(
                 id: sandbox.id, metadata: sandbox.config.metadata, state: sandbox.state == .ready ? .sandboxReady : .sandboxNotready,
                 createdAt: sandbox.createdAt, labels: sandbox.config.labels, annotations: sandbox.config.annotations,
-                runtimeHandler: sandbox.runtimeHandler)
+                runtimeHandler: sandbox.runtimeHandler))
+            encodedSandboxes = nil
         }
 
         /// Records a container with its current state (which ``markExited(_:)`` keeps up to date).
         mutating func put(_ container: ContainerRecord, state: CRI.ContainerState) {
             containers[container.id] = container
-            var item = ListedContainer.item(container)
+            var item = Listed<Container>.item(container)
             item.state = state
-            containerListing[container.id] = ListedContainer(item: item)
+            containerListing[container.id] = Listed(item: item)
+            encodedContainers = nil
         }
 
         /// The containerizer saw the container exit.
         mutating func markExited(_ id: String) {
+            guard containerListing[id] != nil, containerListing[id]?.item.state != .containerExited else { return }
             containerListing[id]?.item.state = .containerExited
+            containerListing[id]?.entry = nil
+            encodedContainers = nil
         }
 
         mutating func removeSandbox(_ id: String) {
             sandboxes[id] = nil
-            sandboxListing[id] = nil
+            if sandboxListing.removeValue(forKey: id) != nil { encodedSandboxes = nil }
         }
 
         mutating func removeContainer(_ id: String) {
             containers[id] = nil
-            containerListing[id] = nil
+            if containerListing.removeValue(forKey: id) != nil { encodedContainers = nil }
             cpuSamples[id] = nil
         }
-    }
 
-    /// A container's ListContainers entry, its state kept current.
-    struct ListedContainer: Sendable {
-        var item: Container
+        // MARK: Lists
 
-        static func item(_ record: ContainerRecord) -> Container {
-            Container(id: record.id, podSandboxId: record.sandboxID, metadata: record.config.metadata,
-                      image: ImageSpec(image: record.imageName, annotations: record.config.image?.annotations ?? [:],
-                                       userSpecifiedImage: record.config.image?.userSpecifiedImage ?? ""),
-                      imageRef: record.imageRef, createdAt: record.createdAt, labels: record.config.labels,
-                      annotations: record.config.annotations, imageId: record.imageID)
+        /// The ids of the containers `filter` selects, oldest first.
+        func containerIDs(_ filter: ContainerFilter?) -> [String] {
+            let filter = filter.flatMap { Self.selectsAll($0) ? nil : $0 }
+            var selected: [(Int64, String)] = []
+            selected.reserveCapacity(containerListing.count)
+            for (id, listed) in containerListing where filter.map({ Self.matches(listed.item, $0) }) ?? true {
+                selected.append((listed.item.createdAt, id))
+            }
+            return Self.oldestFirst(selected)
+        }
+
+        /// The ids of the sandboxes `filter` selects, oldest first.
+        func sandboxIDs(_ filter: PodSandboxFilter?) -> [String] {
+            let filter = filter.flatMap { Self.selectsAll($0) ? nil : $0 }
+            var selected: [(Int64, String)] = []
+            selected.reserveCapacity(sandboxListing.count)
+            for (id, listed) in sandboxListing where filter.map({ Self.matches(listed.item, $0) }) ?? true {
+                selected.append((listed.item.createdAt, id))
+            }
+            return Self.oldestFirst(selected)
+        }
+
+        /// ListContainers' answer.
+        func listedContainers(_ filter: ContainerFilter?) -> [Container] {
+            containerIDs(filter).map { containerListing[$0]!.item }
+        }
+
+        /// ListPodSandbox's answer.
+        func listedSandboxes(_ filter: PodSandboxFilter?) -> [PodSandbox] {
+            sandboxIDs(filter).map { sandboxListing[$0]!.item }
+        }
+
+        /// ListContainersResponse for `filter`, encoded: its entries' encodings one after the
+        /// other (a repeated field is its elements' records in order).
+        mutating func encodedContainers(_ filter: ContainerFilter?) -> [UInt8] {
+            let all = filter.map(Self.selectsAll) ?? true
+            if all, let encoded = encodedContainers { return encoded }
+            var bytes: [UInt8] = []
+            for id in containerIDs(filter) {
+                if containerListing[id]!.entry == nil {
+                    containerListing[id]!.entry = ListContainersResponse(containers: [containerListing[id]!.item]).encode()
+                }
+                bytes += containerListing[id]!.entry!
+            }
+            if all { encodedContainers = bytes }
+            return bytes
+        }
+
+        /// ListPodSandboxResponse for `filter`, encoded (see ``encodedContainers(_:)``).
+        mutating func encodedSandboxes(_ filter: PodSandboxFilter?) -> [UInt8] {
+            let all = filter.map(Self.selectsAll) ?? true
+            if all, let encoded = encodedSandboxes { return encoded }
+            var bytes: [UInt8] = []
+            for id in sandboxIDs(filter) {
+                if sandboxListing[id]!.entry == nil {
+                    sandboxListing[id]!.entry = ListPodSandboxResponse(items: [sandboxListing[id]!.item]).encode()
+                }
+                bytes += sandboxListing[id]!.entry!
+            }
+            if all { encodedSandboxes = bytes }
+            return bytes
+        }
+
+        /// By creation time, then id (the kubelet sorts again; this keeps answers stable).
+        private static func oldestFirst(_ entries: [(Int64, String)]) -> [String] {
+            entries.sorted { $0 < $1 }.map(\.1)
+        }
+
+        static func selectsAll(_ filter: ContainerFilter) -> Bool {
+            filter.id.isEmpty && filter.state == nil && filter.podSandboxId.isEmpty && filter.labelSelector.isEmpty
+        }
+
+        static func selectsAll(_ filter: PodSandboxFilter) -> Bool {
+            filter.id.isEmpty && filter.state == nil && filter.labelSelector.isEmpty
+        }
+
+        /// ListContainers' filter: by id (or prefix), sandbox id (or prefix), state and labels.
+        static func matches(_ item: Container, _ filter: ContainerFilter) -> Bool {
+            if !filter.id.isEmpty && !item.id.hasPrefix(filter.id) { return false }
+            if !filter.podSandboxId.isEmpty && !item.podSandboxId.hasPrefix(filter.podSandboxId) { return false }
+            if let wanted = filter.state, wanted.state != item.state { return false }
+            return SwiftletRuntime.matches(item.labels, selector: filter.labelSelector)
+        }
+
+        /// ListPodSandbox's filter: by id (or prefix), state and labels.
+        static func matches(_ item: PodSandbox, _ filter: PodSandboxFilter) -> Bool {
+            if !filter.id.isEmpty && !item.id.hasPrefix(filter.id) { return false }
+            if let wanted = filter.state, item.state != wanted.state { return false }
+            return SwiftletRuntime.matches(item.labels, selector: filter.labelSelector)
         }
     }
+
+    /// A ListContainers or ListPodSandbox entry, and its encoding (nil until listed after a
+    /// change).
+    struct Listed<Item: Sendable>: Sendable {
+        var item: Item
+        var entry: [UInt8]?
+
+        init(item: Item) {
+            self.item = item
+        }
+    }
+
     let state = Mutex(State())
     /// One lock per pod for its changes (see ``PodLocks``).
     let podLocks = PodLocks()
@@ -238,5 +339,16 @@ public final class PodRuntime: Sendable {
         state.withLock { state in
             if state.names[name] == id { state.names[name] = nil }
         }
+    }
+}
+
+extension PodRuntime.Listed where Item == Container {
+    /// The ListContainers entry of a container record (its state set by the caller).
+    static func item(_ record: ContainerRecord) -> Container {
+        Container(id: record.id, podSandboxId: record.sandboxID, metadata: record.config.metadata,
+                  image: ImageSpec(image: record.imageName, annotations: record.config.image?.annotations ?? [:],
+                                   userSpecifiedImage: record.config.image?.userSpecifiedImage ?? ""),
+                  imageRef: record.imageRef, createdAt: record.createdAt, labels: record.config.labels,
+                  annotations: record.config.annotations, imageId: record.imageID)
     }
 }

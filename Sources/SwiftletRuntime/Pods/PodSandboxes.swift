@@ -390,14 +390,11 @@ extension PodRuntime {
 
     /// ListPodSandbox: by id (or prefix), state and labels; oldest first.
     func listSandboxes(_ filter: PodSandboxFilter?) -> [PodSandbox] {
-        let items = state.withLock { state -> [PodSandbox] in
-            guard let filter else { return Array(state.sandboxListing.values) }
-            return state.sandboxListing.values.filter { item in
-                if !filter.id.isEmpty && !item.id.hasPrefix(filter.id) { return false }
-                if let wanted = filter.state, item.state != wanted.state { return false }
-                return matches(item.labels, selector: filter.labelSelector)
-            }
-        }
-        return Self.oldestFirst(items, createdAt: items.map(\.createdAt))
+        state.withLock { $0.listedSandboxes(filter) }
+    }
+
+    /// ListPodSandbox's response, encoded (kept while nothing changes).
+    func listSandboxesEncoded(_ filter: PodSandboxFilter?) -> [UInt8] {
+        state.withLock { $0.encodedSandboxes(filter) }
     }
 }
