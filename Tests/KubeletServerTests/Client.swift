@@ -13,7 +13,8 @@ struct TestResponse {
 /// A blocking TCP connection (30 s receive timeout so a bug fails a test rather than
 /// hanging it; no test asserts on time).
 final class TestClient: @unchecked Sendable {
-    let fd: Int32
+    /// The socket; -1 once ``close()`` closed it.
+    private(set) var fd: Int32
     var buffer: [UInt8] = []
 
     init(port: Int, host: String = "127.0.0.1") throws {
@@ -28,12 +29,20 @@ final class TestClient: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else {
-            close(fd)
+            _ = Glibc.close(fd)
             throw ClientError("connect failed: errno \(errno)")
         }
     }
 
-    deinit { close(fd) }
+    deinit { close() }
+
+    /// The client leaves: closes the socket, once. (A test must never close `fd` itself: this
+    /// object closes it again when it goes, and by then the number may be another test's
+    /// descriptor — a pipe, an eventfd, a server's socket.)
+    func close() {
+        if fd >= 0 { _ = Glibc.close(fd) }
+        fd = -1
+    }
 
     func send(_ bytes: [UInt8]) throws {
         var offset = 0

@@ -52,7 +52,7 @@ extension ServerTests {
             #expect(try await blocking { try client.readChunk() }.map { String(decoding: $0, as: UTF8.self) } == "second\n")
             #expect(backend.logTerminations == 0)
             // The client leaves: the backend's stream is terminated (cancelled).
-            close(client.fd)
+            client.close()
             #expect(await eventually { backend.logTerminations == 1 })
             withExtendedLifetime(client) {}
         }
@@ -81,7 +81,7 @@ extension ServerTests {
                 return received
             }
             #expect(received == 4096 * 1024)
-            close(client.fd)
+            client.close()
             #expect(await eventually { backend.logTerminations == 1 })
             withExtendedLifetime(client) {}
         }
@@ -104,7 +104,7 @@ extension ServerTests {
             // Socket buffers and the server's queue fill up; the backend's task waits to send.
             try await Task.sleep(for: .milliseconds(300))
             #expect(backend.logTerminations == 0)
-            close(client.fd)
+            client.close()
             #expect(await eventually { backend.logTerminations == 1 })
             withExtendedLifetime(client) {}
         }
