@@ -1,3 +1,4 @@
+import CSwiftletSyscalls
 import Foundation
 import SwiftletTestSupport
 import Testing
@@ -152,7 +153,9 @@ struct PodPrimitivesTests {
         try test.containerizer.launch(id: "reader", config: config)
         let session = try test.containerizer.attach(id: "reader")
         var out: [Int32] = [0, 0], err: [Int32] = [0, 0]
-        #expect(pipe(&out) == 0 && pipe(&err) == 0)
+        // Close-on-exec: a process another test spawns meanwhile must not hold a write end, or
+        // reading to the end below would wait for that process to exit.
+        #expect(swl_pipe_cloexec(&out) == 0 && swl_pipe_cloexec(&err) == 0)
         session.sendStdin(ArraySlice(Array("one\ntwo\n".utf8)))
         session.sendStdin([])
         session.pumpOutput(stdout: out[1], stderr: err[1])  // returns when the container exits
