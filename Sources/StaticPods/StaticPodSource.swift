@@ -214,6 +214,9 @@ private final class WatchLoop: Sendable {
     let rescanMilliseconds: Int32
     let wakeFD: Int32
     let inotifyFD: Int32
+    /// The watches added in `init`, on the consumer's thread before its first scan (-1: none).
+    let initialPathWatch: Int32
+    let initialParentWatch: Int32
     let continuation: AsyncStream<DirectoryWatch.Wake>.Continuation
 
     private static let pathMask = UInt32(IN_CREATE | IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO
@@ -236,6 +239,11 @@ private final class WatchLoop: Sendable {
         rescanMilliseconds = Int32(clamping: max(1, seconds * 1000 + attoseconds / 1_000_000_000_000_000))
         self.wakeFD = wakeFD
         inotifyFD = inotify_init1(Int32(IN_CLOEXEC | IN_NONBLOCK))
+        // Watched here, not on the thread: the consumer scans as soon as this returns, and a
+        // change between that scan and a watch the thread had yet to add would be seen only
+        // at the next rescan.
+        initialParentWatch = inotifyFD >= 0 ? inotify_add_watch(inotifyFD, parent, Self.parentMask) : -1
+        initialPathWatch = inotifyFD >= 0 ? inotify_add_watch(inotifyFD, trimmed, Self.pathMask) : -1
         self.continuation = continuation
     }
 
@@ -243,26 +251,33 @@ private final class WatchLoop: Sendable {
         if inotifyFD >= 0 { close(inotifyFD) }
     }
 
+    /// "staticpod-watch" in ps, top and debuggers (and for the tests to count).
+    private static func nameThisThread() {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = "staticpod-watch".withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
     func run() {
         defer {
             closeInotify()
             continuation.finish()
         }
-        var pathWatch: Int32 = -1
-        var parentWatch: Int32 = -1
+        Self.nameThisThread()
+        var pathWatch = initialPathWatch
+        var parentWatch = initialParentWatch
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-        var first = true
         while true {
             if inotifyFD >= 0 {
                 if parentWatch < 0 { parentWatch = inotify_add_watch(inotifyFD, parent, Self.parentMask) }
                 if pathWatch < 0 {
                     pathWatch = inotify_add_watch(inotifyFD, path, Self.pathMask)
                     // It appeared (or came back) since the last look: read it. (The first look is
-                    // the consumer's own, just after this watch began.)
-                    if pathWatch >= 0, !first { continuation.yield(.changed) }
+                    // the consumer's own, after the watches `init` added.)
+                    if pathWatch >= 0 { continuation.yield(.changed) }
                 }
             }
-            first = false
             // While the path is not watched, look again every second (as the kubelet retries).
             let timeout = pathWatch >= 0 ? rescanMilliseconds : min(rescanMilliseconds, 1000)
             var descriptors = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
