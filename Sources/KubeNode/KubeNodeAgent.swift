@@ -304,11 +304,15 @@ struct NodeStatusSourceAdapter: NodeStatusSource {
     func statusInputs() async -> NodeStatusInputs { await agent.statusInputs() }
 }
 
-/// Lets probe results reach the workers, which are made after them.
+/// Lets probe results reach the workers, which are made after them. Weak: the workers own the
+/// probe results (through their sync), so a strong reference back would be a cycle.
 final class WorkersBox: Sendable {
-    private let box = Mutex<PodWorkers?>(nil)
+    private struct Reference: @unchecked Sendable {
+        weak var workers: PodWorkers?
+    }
+    private let box = Mutex(Reference())
     var workers: PodWorkers? {
-        get { box.withLock { $0 } }
-        set { box.withLock { $0 = newValue } }
+        get { box.withLock { $0.workers } }
+        set { box.withLock { $0.workers = newValue } }
     }
 }
