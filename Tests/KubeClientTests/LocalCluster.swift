@@ -29,23 +29,45 @@ final class LocalCluster: Sendable {
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
+        /// A component could not bind the port `up` had chosen for it.
+        var portTaken = false
     }
 
     /// Starts a cluster in a new directory under /tmp; on failure the directory is taken down too.
+    ///
+    /// `up` picks its five ports by binding port 0 and releasing them, in the ephemeral range:
+    /// until a component binds its port (seconds later, one after the other), any outgoing
+    /// connection on the machine (another cluster's, another test's, another build's) may take
+    /// it, and that component then exits with "bind: address already in use". That is not this
+    /// cluster failing: it starts again on new ports (a few times).
     static func up(nodeName: String) async throws -> LocalCluster {
+        var attempt = 1
+        while true {
+            do {
+                return try await upOnce(nodeName: nodeName)
+            } catch let failure as Failure where failure.portTaken && attempt < 4 {
+                print("local-up-cluster.sh up: a port it chose was taken meanwhile; again on other ports (attempt \(attempt + 1))")
+                attempt += 1
+            }
+        }
+    }
+
+    private static func upOnce(nodeName: String) async throws -> LocalCluster {
         var template = Array("/tmp/kubeclient-test-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw Failure(description: "mkdtemp failed") }
         let base = String(cString: made)
         let directory = base + "/cluster"
         let (status, output) = await run([script, "up", "--dir", directory, "--node-name", nodeName], log: base + "/up.log")
         guard status == 0 else {
-            let tails = ["kube-apiserver", "etcd"].map { name in
-                let log = (try? String(contentsOfFile: "\(directory)/\(name).log", encoding: .utf8)) ?? ""
-                return "--- \(name).log\n" + log.split(separator: "\n").suffix(20).joined(separator: "\n")
+            let names = ["kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler"]
+            let logs = names.map { name in (name, (try? String(contentsOfFile: "\(directory)/\(name).log", encoding: .utf8)) ?? "") }
+            let tails = logs.prefix(2).map { name, log in
+                "--- \(name).log\n" + log.split(separator: "\n").suffix(20).joined(separator: "\n")
             }.joined(separator: "\n")
+            let portTaken = ([output] + logs.map(\.1)).contains { $0.contains("address already in use") }
             _ = await run([script, "down", "--dir", directory], log: base + "/down.log")
             try? FileManager.default.removeItem(atPath: base)
-            throw Failure(description: "local-up-cluster.sh up exited \(status):\n\(output)\n\(tails)")
+            throw Failure(description: "local-up-cluster.sh up exited \(status):\n\(output)\n\(tails)", portTaken: portTaken)
         }
         var env: [String: String] = [:]
         for line in try String(contentsOfFile: directory + "/env", encoding: .utf8).split(separator: "\n") {
@@ -61,6 +83,11 @@ final class LocalCluster: Sendable {
         let (status, output) = await Self.run([Self.script, "down", "--dir", directory], log: base + "/down.log")
         if status != 0 { print("local-up-cluster.sh down exited \(status): \(output)") }
         try? FileManager.default.removeItem(atPath: base)
+    }
+
+    /// This process's open descriptors.
+    static func openDescriptors() -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
     }
 
     /// Runs a command to completion (posix_spawn, then waitpid on a dispatch thread, not the
@@ -81,6 +108,12 @@ final class LocalCluster: Sendable {
                 posix_spawn_file_actions_adddup2(&actions, input, 0)
                 posix_spawn_file_actions_adddup2(&actions, output, 1)
                 posix_spawn_file_actions_adddup2(&actions, output, 2)
+                // Nothing else of this process reaches the script and the daemons it leaves running:
+                // descriptors without close-on-exec (Foundation's Pipe makes them so) that another
+                // test has open — the write end of a pipe it reads to the end, say — would stay
+                // open in etcd and the API server until the cluster goes down. (A number closed
+                // meanwhile is skipped by posix_spawn.)
+                for fd in Self.openDescriptors() where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
                 var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
                 defer { for pointer in argv { free(pointer) } }
                 var pid: pid_t = 0
