@@ -86,10 +86,12 @@ struct GRPCHealthCheckTests {
 
     @Test("nothing listening: a connection error at once, not at the deadline")
     func connectionRefused() async throws {
-        let port = try unusedPort()
+        let refusing = try ReservedPort()
+        let port = refusing.port
         let (result, elapsed) = await timed { () async throws(GRPCHealthCheckError) in
             try await GRPCHealthCheck.check(host: "127.0.0.1", port: port, service: "", timeout: .seconds(10))
         }
+        withExtendedLifetime(refusing) {}
         let error = try #require(result.failure)
         #expect(error.kind == .connectFailed)
         #expect(error.code == .unavailable)
@@ -225,10 +227,12 @@ struct GRPCHealthCheckTests {
                 #expect(status == .serving)
             }
             // A check alone, with no server holding the core.
-            let port = try unusedPort()
+            let refusing = try ReservedPort()
+            let port = refusing.port
             let error = try #require(await timed { () async throws(GRPCHealthCheckError) in
                 try await GRPCHealthCheck.check(host: "127.0.0.1", port: port, service: "", timeout: .seconds(5))
             }.result.failure)
+            withExtendedLifetime(refusing) {}
             #expect(error.kind == .connectFailed)
         }
     }
