@@ -2,6 +2,24 @@ import Foundation
 import StreamingServer
 import Synchronization
 
+/// write(2) from a thread that has not blocked SIGPIPE (this runtime's calls run on the
+/// cooperative pool): once the session is gone its pipe has no reader, and that write's
+/// SIGPIPE would end the test process. It is blocked for the write and taken back.
+func writeWithoutSIGPIPE(_ fd: Int32, _ bytes: [UInt8]) -> Int {
+    var pipeSignal = sigset_t()
+    var previous = sigset_t()
+    sigemptyset(&pipeSignal)
+    sigaddset(&pipeSignal, SIGPIPE)
+    pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+    let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    if written < 0 && errno == EPIPE {
+        var zero = timespec()
+        while sigtimedwait(&pipeSignal, nil, &zero) == SIGPIPE {}
+    }
+    pthread_sigmask(SIG_SETMASK, &previous, nil)
+    return written
+}
+
 /// A `StreamingRuntime` over real local processes: exec runs the command with posix_spawn
 /// on the session's descriptors; `resize-echo N` writes the first N terminal sizes to
 /// stdout instead; attach runs `cat`; port-forward connects to 127.0.0.1.
@@ -20,7 +38,7 @@ final class TestRuntime: StreamingRuntime {
             var seen = 0
             for await size in io.resize {
                 let line = Array("\(size.width)x\(size.height)\n".utf8)
-                _ = line.withUnsafeBytes { write(io.stdout!, $0.baseAddress, $0.count) }
+                _ = writeWithoutSIGPIPE(io.stdout!, line)
                 seen += 1
                 if seen == count { break }
             }
