@@ -41,6 +41,7 @@ final class LocalCluster: Sendable {
     /// it, and that component then exits with "bind: address already in use". That is not this
     /// cluster failing: it starts again on new ports (a few times).
     static func up(nodeName: String) async throws -> LocalCluster {
+        await downClustersOfDeadProcesses()
         var attempt = 1
         while true {
             do {
@@ -57,6 +58,7 @@ final class LocalCluster: Sendable {
         guard let made = mkdtemp(&template) else { throw Failure(description: "mkdtemp failed") }
         let base = String(cString: made)
         let directory = base + "/cluster"
+        try owner(pid: getpid()).write(toFile: base + "/owner", atomically: true, encoding: .utf8)
         let (status, output) = await run([script, "up", "--dir", directory, "--node-name", nodeName], log: base + "/up.log")
         guard status == 0 else {
             let names = ["kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler"]
@@ -75,6 +77,32 @@ final class LocalCluster: Sendable {
             env[String(line[..<equals])] = String(line[line.index(after: equals)...])
         }
         return LocalCluster(directory: directory, env: env, nodeName: nodeName)
+    }
+
+    /// "<pid> <start time>" of a process (empty once it is gone): the start time tells a
+    /// reused pid apart.
+    private static func owner(pid: pid_t) -> String {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return "" }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? "\(pid) \(fields[19])" : ""
+    }
+
+    /// A test process that died (killed by a timeout, a crash) never took its clusters down,
+    /// and their daemons (setsid) live on, holding memory, CPU and ports: the clusters whose
+    /// owner file names a process that is gone are taken down. (Another test process's
+    /// clusters, alive, are left alone, as are directories without an owner file.)
+    private static func downClustersOfDeadProcesses() async {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []
+        for entry in entries where entry.hasPrefix("kubeclient-test-") {
+            let base = "/tmp/" + entry
+            guard let recorded = try? String(contentsOfFile: base + "/owner", encoding: .utf8),
+                  let pid = recorded.split(separator: " ").first.flatMap({ pid_t($0) }),
+                  owner(pid: pid) != recorded else { continue }
+            print("local-up-cluster.sh: \(base) was left by a process that is gone; taking it down")
+            _ = await run([script, "down", "--dir", base + "/cluster"], log: "/dev/null")
+            try? FileManager.default.removeItem(atPath: base)
+        }
     }
 
     /// Stops every component and removes the directory.
