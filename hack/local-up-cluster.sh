@@ -237,15 +237,28 @@ MARKER=.swiftlet-local-cluster
 # Stop order: the reverse of the start order.
 COMPONENTS=(kube-scheduler kube-controller-manager kube-apiserver etcd)
 
+# free_ports N: N ports free on 127.0.0.1, below the kernel's ephemeral range
+# (net.ipv4.ip_local_port_range), so that no outgoing connection is given one of them between
+# this choice and the daemon's bind.
 free_ports() {
   python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
+import random, socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+candidates = list(range(20000, max(20001, low)))
+random.shuffle(candidates)
+chosen = []
+for port in candidates:
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    chosen.append(port)
+    if len(chosen) == int(sys.argv[1]):
+        break
+print(" ".join(map(str, chosen)))
 PY
 }
 

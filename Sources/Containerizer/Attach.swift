@@ -59,7 +59,26 @@ public final class AttachSession: Sendable {
         return true
     }
 
+    /// Writes all of `bytes` (send(2) with `flags` on a socket, write(2) on a pipe). A pipe
+    /// whose reader is gone raises SIGPIPE, which kills a process that does not ignore it (the
+    /// agent does; a test process running this in-process does not): the write blocks SIGPIPE on
+    /// this thread for its duration and takes back one it raised.
     static func writeAll(_ fd: Int32, _ bytes: [UInt8], count: Int, flags: Int32 = 0) -> Bool {
+        var pipeSignal = sigset_t()
+        sigemptyset(&pipeSignal)
+        sigaddset(&pipeSignal, SIGPIPE)
+        var pending = sigset_t()
+        sigpending(&pending)
+        let wasPending = sigismember(&pending, SIGPIPE) == 1
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &pipeSignal, &previous)
+        defer {
+            if !wasPending {
+                var zero = timespec(tv_sec: 0, tv_nsec: 0)
+                while sigtimedwait(&pipeSignal, nil, &zero) == SIGPIPE {}
+            }
+            pthread_sigmask(SIG_SETMASK, &previous, nil)
+        }
         var done = 0
         while done < count {
             let wrote = bytes.withUnsafeBytes { buffer in
