@@ -123,6 +123,9 @@ extension PodRuntime {
             let signal = await Offload.run { self.stopSignal(record) }  // reads the image config
             try? containerizer.kill(id: id, signal: signal)
             if await waitForExit(id, within: .seconds(timeout)) { return }
+            // A caller that gave up (a cancelled call, an agent shutting down) ends the wait;
+            // the container keeps its stop signal and runs on, as with containerd.
+            if Task.isCancelled { throw CRIError(.cancelled, "stopping container \(id): the call was cancelled") }
         }
         // Killing the cgroup can take a freezer round trip: not on the caller's thread.
         let killed = await Offload.run { Result { () throws(ContainerizerError) in try containerizer.kill(id: id, signal: SIGKILL) } }
@@ -130,6 +133,7 @@ extension PodRuntime {
         // The kill reaches every process of the cgroup; one stuck in the kernel (D state) can
         // still hold it: give up after a while rather than hang the caller.
         guard await waitForExit(id, within: .seconds(30)) else {
+            if Task.isCancelled { throw CRIError(.cancelled, "stopping container \(id): the call was cancelled") }
             throw CRIError(.deadlineExceeded, "container \(id) did not exit within 30 s of SIGKILL")
         }
         logger.info("container stopped", metadata: ["container": "\(record.name)", "id": "\(id)"])
@@ -148,13 +152,14 @@ extension PodRuntime {
     }
 
     /// Polls the containerizer's state (cancellable, unlike waiting on the exit) until the
-    /// container is no longer running; false if it still runs after `limit`.
+    /// container is no longer running; false if it still runs after `limit` or the calling
+    /// task is cancelled.
     func waitForExit(_ id: String, within limit: Duration) async -> Bool {
         let clock = ContinuousClock()
         let start = clock.now
         while containerizer.state(id: id) == .running {
             let elapsed = clock.now - start
-            guard elapsed < limit else { return false }
+            guard elapsed < limit, !Task.isCancelled else { return false }
             try? await Task.sleep(for: elapsed < .milliseconds(200) ? .milliseconds(5) : .milliseconds(50))
         }
         return true
