@@ -58,16 +58,24 @@ class Cluster:
 
     # --- lifecycle ------------------------------------------------------------------------------
 
-    def up(self, timeout=1800):
+    def up(self, timeout=1800, attempts=2):
         """Builds if needed (the timeout covers a cold build), starts the control plane, waits until
-        it is ready. Raises with the script's output and the components' log tails on failure."""
-        result = subprocess.run(self.wrap([self.script, "up", "--dir", self.dir, "--node-name", self.node_name]),
-                                capture_output=True, text=True, timeout=timeout)
-        if result.returncode != 0:
-            raise RuntimeError(f"local-up-cluster.sh up failed ({result.returncode}):\n{result.stderr}{result.stdout}"
-                               f"{self.log_tails()}")
-        self.env = self.read_env(self.dir / "env")
-        return self
+        it is ready. A start that fails (on a loaded machine a component has been seen to exit
+        before it logged anything) is tried once more in a fresh directory; both failures are
+        raised with the script's output and the components' log tails."""
+        failures = []
+        for attempt in range(attempts):
+            if attempt:
+                shutil.rmtree(self.dir, ignore_errors=True)
+                self.dir.mkdir(parents=True)
+            result = subprocess.run(self.wrap([self.script, "up", "--dir", self.dir, "--node-name", self.node_name]),
+                                    capture_output=True, text=True, timeout=timeout)
+            if result.returncode == 0:
+                self.env = self.read_env(self.dir / "env")
+                return self
+            failures.append(f"local-up-cluster.sh up failed ({result.returncode}):\n{result.stderr}{result.stdout}"
+                            f"{self.log_tails()}")
+        raise RuntimeError("\n\n".join(failures))
 
     def down(self):
         """Stops every component and removes the directory; safe to call twice."""
