@@ -104,39 +104,32 @@ public struct NodeIdentity: Sendable, Hashable {
             if fields.count > 2, fields[1] == "00000000" { interface = String(fields[0]); break }
         }
         guard let interface else { return nil }
-        var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0, let first = list else { return nil }
-        defer { freeifaddrs(list) }
-        var cursor: UnsafeMutablePointer<ifaddrs>? = first
-        while let entry = cursor {
-            defer { cursor = entry.pointee.ifa_next }
-            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
-                  String(cString: entry.pointee.ifa_name) == interface else { continue }
-            var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
-            var inet = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
-            inet_ntop(AF_INET, &inet, &text, socklen_t(text.count))
-            return String(cString: text)
-        }
-        return nil
+        return ipv4Interfaces().first { $0.name == interface }?.address
     }
 
     /// The first IPv4 address of an interface that is up (loopback or not).
     static func firstAddress(loopback: Bool) -> String? {
+        ipv4Interfaces().first { $0.isUp && $0.isLoopback == loopback }?.address
+    }
+
+    /// Every IPv4 address of the machine's interfaces (getifaddrs), in the kernel's order.
+    static func ipv4Interfaces() -> [(name: String, address: String, isUp: Bool, isLoopback: Bool)] {
         var list: UnsafeMutablePointer<ifaddrs>?
-        guard getifaddrs(&list) == 0, let first = list else { return nil }
+        guard getifaddrs(&list) == 0 else { return [] }
         defer { freeifaddrs(list) }
-        var cursor: UnsafeMutablePointer<ifaddrs>? = first
+        var result: [(name: String, address: String, isUp: Bool, isLoopback: Bool)] = []
+        var cursor = list
         while let entry = cursor {
             defer { cursor = entry.pointee.ifa_next }
-            let flags = Int32(entry.pointee.ifa_flags)
-            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
-                  flags & Int32(IFF_UP) != 0, (flags & Int32(IFF_LOOPBACK) != 0) == loopback else { continue }
+            guard let address = entry.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET) else { continue }
             var text = [CChar](repeating: 0, count: Int(INET_ADDRSTRLEN))
             var inet = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
             inet_ntop(AF_INET, &inet, &text, socklen_t(text.count))
-            return String(cString: text)
+            let flags = Int32(entry.pointee.ifa_flags)
+            result.append((String(cString: entry.pointee.ifa_name), String(cString: text), flags & Int32(IFF_UP) != 0,
+                           flags & Int32(IFF_LOOPBACK) != 0))
         }
-        return nil
+        return result
     }
 
     static func isIPAddress(_ text: String) -> Bool {
