@@ -59,7 +59,7 @@ let package = Package(
         .target(name: "GRPCServer", dependencies: ["CSwiftletGRPC"]),
         /// The gRPC health checking protocol's client (`grpc.health.v1.Health/Check`) on the C
         /// core, for the node's gRPC probes.
-        .target(name: "GRPCHealthCheck", dependencies: ["CSwiftletGRPC"]),
+        .target(name: "GRPCHealthCheck", dependencies: ["CSwiftletGRPC", "GRPCServer"]),
         /// Serves CRI handlers under runtime.v1 and runtime.v1alpha2 on a unix socket.
         .target(
             name: "CRIServer",

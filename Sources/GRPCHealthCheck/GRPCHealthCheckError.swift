@@ -1,3 +1,5 @@
+import GRPCServer
+
 /// Why a health check gave no serving status: no connection, or a call that did not end OK.
 ///
 /// Its ``description`` is the kubelet's probe output for the same failure (kubelet
@@ -19,52 +21,8 @@ public struct GRPCHealthCheckError: Error, Sendable, Equatable, CustomStringConv
         case cancelled
     }
 
-    /// The gRPC status codes, by their wire numbers.
-    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
-        public var rawValue: Int32
-        public init(rawValue: Int32) { self.rawValue = rawValue }
-
-        public static let ok = Code(rawValue: 0)
-        public static let cancelled = Code(rawValue: 1)
-        public static let unknown = Code(rawValue: 2)
-        public static let invalidArgument = Code(rawValue: 3)
-        public static let deadlineExceeded = Code(rawValue: 4)
-        public static let notFound = Code(rawValue: 5)
-        public static let alreadyExists = Code(rawValue: 6)
-        public static let permissionDenied = Code(rawValue: 7)
-        public static let resourceExhausted = Code(rawValue: 8)
-        public static let failedPrecondition = Code(rawValue: 9)
-        public static let aborted = Code(rawValue: 10)
-        public static let outOfRange = Code(rawValue: 11)
-        public static let unimplemented = Code(rawValue: 12)
-        public static let `internal` = Code(rawValue: 13)
-        public static let unavailable = Code(rawValue: 14)
-        public static let dataLoss = Code(rawValue: 15)
-        public static let unauthenticated = Code(rawValue: 16)
-
-        private static let names = [
-            "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
-            "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION",
-            "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-            "UNAUTHENTICATED",
-        ]
-        private static let goNames = [
-            "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
-            "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
-            "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
-            "Unauthenticated",
-        ]
-
-        /// The canonical name (`UNIMPLEMENTED`).
-        public var description: String {
-            Self.names.indices.contains(Int(rawValue)) ? Self.names[Int(rawValue)] : "CODE(\(rawValue))"
-        }
-
-        /// The name grpc-go prints in `rpc error: code = …` (`Unimplemented`).
-        public var goName: String {
-            Self.goNames.indices.contains(Int(rawValue)) ? Self.goNames[Int(rawValue)] : "Code(\(rawValue))"
-        }
-    }
+    /// The gRPC status codes: the server side's (`GRPCServer`), shared.
+    public typealias Code = RPCStatus.Code
 
     /// At which step the check failed.
     public var kind: Kind
@@ -155,4 +113,18 @@ func goDuration(_ duration: Duration) -> String {
     if hours > 0 { return sign + "\(hours)h\(minutes)m" + secondsPart }
     if minutes > 0 { return sign + "\(minutes)m" + secondsPart }
     return sign + secondsPart
+}
+
+extension RPCStatus.Code {
+    private static let goNames = [
+        "OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+        "AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition",
+        "Aborted", "OutOfRange", "Unimplemented", "Internal", "Unavailable", "DataLoss",
+        "Unauthenticated",
+    ]
+
+    /// The name grpc-go prints in `rpc error: code = …` (`Unimplemented`).
+    public var goName: String {
+        Self.goNames.indices.contains(Int(rawValue)) ? Self.goNames[Int(rawValue)] : "Code(\(rawValue))"
+    }
 }
