@@ -80,7 +80,7 @@ let package = Package(
         // MARK: Images
 
         /// Content-addressed blobs, layer unpacking, snapshots: the image store.
-        .target(name: "ImageStore", dependencies: ["CSwiftletArchive"]),
+        .target(name: "ImageStore", dependencies: ["CSwiftletArchive", "CSwiftletSyscalls"]),
         /// SHA-256 (OpenSSL), gzip (zlib) and openat2 for the image store.
         .target(
             name: "CSwiftletArchive",

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -209,8 +210,32 @@ static void mount_cgroupfs(int root, const struct spec *spec) {
   if (readonly) make_readonly(root, "/sys/fs/cgroup", 0);
 }
 
-/* The rootfs: the standard mounts, the binds, then pivot_root into it. */
-static void prepare_rootfs(const struct spec *spec) {
+/* A bind mount of source whose files' owners are seen through user namespace user_fd (an
+   idmapped mount: the host's 0 is the container's root). Not recursive: mounts below source
+   are not carried. */
+static void mount_idmapped_in_root(int root, const char *source, const char *target, int directory, int user_fd) {
+  if (user_fd < 0) die("mount", EINVAL, "idmapped mount of %s without a user namespace", source);
+  int tree = (int)syscall(SYS_open_tree, AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0) die("mount", errno, "clone %s: %s", source, strerror(errno));
+  struct mount_attr attr;
+  memset(&attr, 0, sizeof(attr));
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = (unsigned long long)user_fd;
+  if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &attr, sizeof(attr)) != 0) {
+    die("mount", errno, "idmap %s (its filesystem may not support idmapped mounts): %s", source, strerror(errno));
+  }
+  int fd = open_mount_target(root, target, directory);
+  if (fd < 0) die("mount", errno, "cannot create mount point %s: %s", target, strerror(errno));
+  if (syscall(SYS_move_mount, tree, "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+    die("mount", errno, "mount %s on %s (idmapped): %s", source, target, strerror(errno));
+  }
+  close(fd);
+  close(tree);
+}
+
+/* The rootfs: the standard mounts, the binds, then pivot_root into it. user_fd: the user
+   namespace the container joins (idmapped binds), or -1. */
+static void prepare_rootfs(const struct spec *spec, int user_fd) {
   /* Nothing done here may propagate back to the host. */
   if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) != 0) die("rootfs", errno, "make / rslave: %s", strerror(errno));
   if (mount(spec->rootfs, spec->rootfs, NULL, MS_BIND | MS_REC, NULL) != 0) {
@@ -225,8 +250,11 @@ static void prepare_rootfs(const struct spec *spec) {
     mount_in_root(root, "/dev", "/dev", NULL, MS_BIND | MS_REC, NULL, 1);
   } else {
     mount_in_root(root, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k", 1);
-    mount_in_root(root, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                  "newinstance,ptmxmode=0666,mode=0620,gid=5", 1);
+    /* The tty group (5) as the container sees it. */
+    char devpts_options[96];
+    snprintf(devpts_options, sizeof(devpts_options), "newinstance,ptmxmode=0666,mode=0620,gid=%u",
+             spec->has_userns_root ? spec->userns_root_gid + 5 : 5);
+    mount_in_root(root, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, devpts_options, 1);
     make_device(root, "null", 1, 3);
     make_device(root, "zero", 1, 5);
     make_device(root, "full", 1, 7);
@@ -249,7 +277,11 @@ static void prepare_rootfs(const struct spec *spec) {
   for (size_t i = 0; i < spec->nbinds; i++) {
     const struct spec_bind *bind = &spec->binds[i];
     int directory = is_directory_source(bind->source);
-    mount_in_root(root, bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL, directory);
+    if (bind->idmap) {
+      mount_idmapped_in_root(root, bind->source, bind->target, directory, user_fd);
+    } else {
+      mount_in_root(root, bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL, directory);
+    }
     if (bind->readonly) make_readonly(root, bind->target, bind->recursive_readonly);
     remount_in_root(root, bind->target, bind->propagation, "propagation of");
   }
@@ -371,6 +403,44 @@ static int open_console(int console_socket) {
   return slave;
 }
 
+/* As runc: the working directory is created when the image does not have it. */
+static void enter_working_directory(const char *cwd) {
+  if (chdir(cwd) == 0) return;
+  char path[4096];
+  snprintf(path, sizeof(path), "%s", cwd);
+  for (char *p = path + 1; *p; p++) {
+    if (*p == '/') { *p = '\0'; mkdir(path, 0755); *p = '/'; }
+  }
+  mkdir(path, 0755);
+  if (chdir(cwd) != 0) die("cwd", errno, "chdir %s: %s", cwd, strerror(errno));
+}
+
+/* Files this process creates (mount points in an idmapped root, /dev) belong to uid/gid on
+   the host: the container's root. Changing the fs ids drops the file capabilities from the
+   effective set; they are raised again (they stay permitted). */
+static void act_on_files_as(unsigned int uid, unsigned int gid) {
+  setfsgid(gid);
+  setfsuid(uid);
+  if ((unsigned int)setfsuid((uid_t)-1) != uid || (unsigned int)setfsgid((gid_t)-1) != gid) {
+    die("user", EPERM, "cannot act on files as %u:%u", uid, gid);
+  }
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &header, data) != 0) die("capabilities", errno, "capget: %s", strerror(errno));
+  data[0].effective = data[0].permitted;
+  data[1].effective = data[1].permitted;
+  if (syscall(SYS_capset, &header, data) != 0) die("capabilities", errno, "capset: %s", strerror(errno));
+}
+
+/* Enters the container's user namespace (every capability in it, none outside) as its root,
+   from where the user switch below works as it does without one. */
+static void join_user_namespace(int user_fd) {
+  if (setns(user_fd, CLONE_NEWUSER) != 0) die("namespaces", errno, "join the user namespace: %s", strerror(errno));
+  close(user_fd);
+  if (setresgid(0, 0, 0) != 0) die("user", errno, "setgid 0 in the user namespace: %s", strerror(errno));
+  if (setresuid(0, 0, 0) != 0) die("user", errno, "setuid 0 in the user namespace: %s", strerror(errno));
+}
+
 void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int console_socket) {
   error_fd = err_fd;
   mode_exec = spec->mode == MODE_EXEC;
@@ -379,16 +449,24 @@ void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[
   if (read(sync_fd, &go, 1) != 1) die("sync", errno, "the monitor went away before the start");
   close(sync_fd);
 
+  /* A user namespace is joined last, once everything that needs the host's privileges (the
+     mounts, the hostname, rlimits) is done; its file is opened now, before pivot_root. */
+  int user_fd = -1;
   for (size_t i = 0; i < spec->njoins; i++) {
     if (spec->joins[i].nstype == CLONE_NEWPID) continue; /* joined by the monitor before clone */
     int fd = open(spec->joins[i].path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && spec->joins[i].nstype == CLONE_NEWUSER) {
+      user_fd = fd;
+      continue;
+    }
     if (fd < 0 || setns(fd, spec->joins[i].nstype) != 0) {
       die("namespaces", errno, "join %s: %s", spec->joins[i].path, strerror(errno));
     }
     close(fd);
   }
   if (setsid() < 0) die("session", errno, "setsid: %s", strerror(errno));
-  if (spec->rootfs) prepare_rootfs(spec);
+  if (user_fd >= 0 && spec->has_userns_root) act_on_files_as(spec->userns_root_uid, spec->userns_root_gid);
+  if (spec->rootfs) prepare_rootfs(spec, user_fd);
   if (spec->hostname && (spec->clone_flags & CLONE_NEWUTS) &&
       sethostname(spec->hostname, strlen(spec->hostname)) != 0) {
     die("hostname", errno, "sethostname %s: %s", spec->hostname, strerror(errno));
@@ -405,18 +483,7 @@ void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[
       die("rlimits", errno, "setrlimit %d: %s", spec->rlimits[i].resource, strerror(errno));
     }
   }
-  if (spec->cwd) {
-    if (chdir(spec->cwd) != 0) {
-      /* As runc: create the working directory when the image does not have it. */
-      char path[4096];
-      snprintf(path, sizeof(path), "%s", spec->cwd);
-      for (char *p = path + 1; *p; p++) {
-        if (*p == '/') { *p = '\0'; mkdir(path, 0755); *p = '/'; }
-      }
-      mkdir(path, 0755);
-      if (chdir(spec->cwd) != 0) die("cwd", errno, "chdir %s: %s", spec->cwd, strerror(errno));
-    }
-  }
+  if (spec->cwd && user_fd < 0) enter_working_directory(spec->cwd);
   if (spec->tty) {
     int slave = open_console(console_socket);
     if (ioctl(slave, TIOCSCTTY, 0) != 0) die("tty", errno, "TIOCSCTTY: %s", strerror(errno));
@@ -424,6 +491,10 @@ void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[
   }
   for (int i = 0; i < 3; i++) {
     if (stdio[i] >= 0 && dup2(stdio[i], i) != i) die("stdio", errno, "dup2: %s", strerror(errno));
+  }
+  if (user_fd >= 0) {
+    join_user_namespace(user_fd);
+    if (spec->cwd) enter_working_directory(spec->cwd);
   }
   if (spec->seccomp && !spec->no_new_privs) apply_seccomp(spec);
   if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) die("user", errno, "PR_SET_KEEPCAPS: %s", strerror(errno));

@@ -535,39 +535,134 @@ static int loopback_up(void) {
   return result;
 }
 
+/* Writes the maps of the user namespace of pid ("uid_map" or "gid_map"), in one write. */
+static int write_idmap(pid_t pid, const char *file, const struct spec_idmap *maps, size_t count) {
+  char path[64], text[1024];
+  size_t used = 0;
+  for (size_t i = 0; i < count && used < sizeof(text); i++) {
+    used += (size_t)snprintf(text + used, sizeof(text) - used, "%u %u %u\n", maps[i].container_id, maps[i].host_id, maps[i].length);
+  }
+  if (used >= sizeof(text)) {
+    errno = E2BIG;
+    return -1;
+  }
+  snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+  return write_file(path, text);
+}
+
 /*
- * MODE_PIN: new net/ipc/uts namespaces for a pod, set up (hostname, loopback, namespaced
- * sysctls, which apply to the namespaces of the writing process) and bind-mounted on the
- * spec's files, so they outlive this process: no process is kept per pod. Reports
- * "ok\t0\t<pid>" or an error; the agent unmounts whatever was pinned when it fails.
+ * A pod's user namespace: a child unshares it together with the pod's other namespaces (which
+ * it then owns) and waits; this process writes the maps and joins the other namespaces to set
+ * them up as it would its own. Returns the child's pid (it exits when *release is closed), or
+ * -1 after reporting an error.
+ */
+static pid_t unshare_user_namespace(const struct spec *spec, int flags, int *release) {
+  char err[1024];
+  int ready[2], hold[2];
+  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(hold, O_CLOEXEC) != 0) {
+    report_error("monitor", errno, "pipe");
+    return -1;
+  }
+  pid_t child = fork();
+  if (child < 0) {
+    report_error("namespaces", errno, "fork");
+    return -1;
+  }
+  if (child == 0) {
+    close(ready[0]);
+    close(hold[1]);
+    char code = unshare(CLONE_NEWUSER | flags) == 0 ? 0 : (char)errno;
+    ssize_t ignored = write(ready[1], &code, 1);
+    (void)ignored;
+    char byte;
+    while (read(hold[0], &byte, 1) < 0 && errno == EINTR) {
+    }
+    _exit(0);
+  }
+  close(ready[1]);
+  close(hold[0]);
+  *release = hold[1];
+  char code = 0;
+  ssize_t got;
+  while ((got = read(ready[0], &code, 1)) < 0 && errno == EINTR) {
+  }
+  close(ready[0]);
+  int saved = got == 1 ? code : EIO;
+  const char *stage = "namespaces";
+  if (got == 1 && code == 0) {
+    saved = 0;
+    if (write_idmap(child, "uid_map", spec->uid_maps, spec->nuid_maps) != 0 ||
+        write_idmap(child, "gid_map", spec->gid_maps, spec->ngid_maps) != 0) {
+      saved = errno;
+      stage = "idmap";
+    }
+  }
+  static const struct { int flag; const char *name; } kinds[] = {
+    {CLONE_NEWNET, "net"}, {CLONE_NEWIPC, "ipc"}, {CLONE_NEWUTS, "uts"},
+  };
+  for (size_t i = 0; saved == 0 && i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+    if (!(flags & kinds[i].flag)) continue;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/%s", child, kinds[i].name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, kinds[i].flag) != 0) saved = errno;
+    if (fd >= 0) close(fd);
+  }
+  if (saved != 0) {
+    if (strcmp(stage, "idmap") == 0) {
+      snprintf(err, sizeof(err), "write the user namespace's id maps: %s", strerror(saved));
+    } else {
+      snprintf(err, sizeof(err), "new user namespace: %s", strerror(saved));
+    }
+    close(hold[1]);
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    report_error(stage, saved, err);
+    return -1;
+  }
+  return child;
+}
+
+/*
+ * MODE_PIN: new net/ipc/uts namespaces for a pod (and a user namespace owning them, when the
+ * pod has one), set up (hostname, loopback, namespaced sysctls, which apply to the namespaces
+ * of the writing process) and bind-mounted on the spec's files, so they outlive this process:
+ * no process is kept per pod. Reports "ok\t0\t<pid>" or an error; the agent unmounts whatever
+ * was pinned when it fails.
  */
 static int pin_namespaces(const struct spec *spec) {
   char err[1024];
   int flags = spec->clone_flags & (CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
-  if (flags != 0 && unshare(flags) != 0) {
+  pid_t user_holder = -1;
+  int release = -1;
+  if (spec->clone_flags & CLONE_NEWUSER) {
+    user_holder = unshare_user_namespace(spec, flags, &release);
+    if (user_holder < 0) return 1;
+  } else if (flags != 0 && unshare(flags) != 0) {
     int saved = errno;
     snprintf(err, sizeof(err), "unshare: %s", strerror(saved));
     report_error("namespaces", saved, err);
     return 1;
   }
+  int status = 1;
   if (spec->hostname && (flags & CLONE_NEWUTS) && sethostname(spec->hostname, strlen(spec->hostname)) != 0) {
     int saved = errno;
     snprintf(err, sizeof(err), "sethostname %s: %s", spec->hostname, strerror(saved));
     report_error("hostname", saved, err);
-    return 1;
+    goto done;
   }
   if ((flags & CLONE_NEWNET) && loopback_up() != 0) {
     int saved = errno;
     snprintf(err, sizeof(err), "bring up lo: %s", strerror(saved));
     report_error("network", saved, err);
-    return 1;
+    goto done;
   }
   for (size_t i = 0; i < spec->nsysctls; i++) {
     char path[4200];
     int length = snprintf(path, sizeof(path), "/proc/sys/%s", spec->sysctls[i].key);
     if (length < 0 || (size_t)length >= sizeof(path)) {
       report_error("sysctl", ENAMETOOLONG, "sysctl name too long");
-      return 1;
+      goto done;
     }
     /* net.ipv4.ip_forward names the file net/ipv4/ip_forward; a name with slashes is a path. */
     if (strchr(spec->sysctls[i].key, '/') == NULL) {
@@ -577,23 +672,34 @@ static int pin_namespaces(const struct spec *spec) {
       int saved = errno;
       snprintf(err, sizeof(err), "sysctl %s=%s: %s", spec->sysctls[i].key, spec->sysctls[i].value, strerror(saved));
       report_error("sysctl", saved, err);
-      return 1;
+      goto done;
     }
   }
   for (size_t i = 0; i < spec->npins; i++) {
     char source[64];
-    snprintf(source, sizeof(source), "/proc/self/ns/%s", spec->pins[i].name);
+    if (spec->pins[i].nstype == CLONE_NEWUSER) {
+      snprintf(source, sizeof(source), "/proc/%d/ns/user", user_holder);
+    } else {
+      snprintf(source, sizeof(source), "/proc/self/ns/%s", spec->pins[i].name);
+    }
     if (mount(source, spec->pins[i].target, NULL, MS_BIND, NULL) != 0) {
       int saved = errno;
       snprintf(err, sizeof(err), "bind %s on %s: %s", source, spec->pins[i].target, strerror(saved));
       report_error("pin", saved, err);
-      return 1;
+      goto done;
     }
   }
   char ok[64];
   snprintf(ok, sizeof(ok), "ok\t0\t%d\n", getpid());
   report(ok);
-  return 0;
+  status = 0;
+done:
+  if (user_holder > 0) {
+    close(release);
+    while (waitpid(user_holder, NULL, 0) < 0 && errno == EINTR) {
+    }
+  }
+  return status;
 }
 
 /* ---- exec in a running container ------------------------------------------------------- */

@@ -51,6 +51,7 @@ static int namespace_flag(const char *name) {
   if (strcmp(name, "ipc") == 0) return CLONE_NEWIPC;
   if (strcmp(name, "net") == 0) return CLONE_NEWNET;
   if (strcmp(name, "cgroup") == 0) return CLONE_NEWCGROUP;
+  if (strcmp(name, "user") == 0) return CLONE_NEWUSER;
   return 0;
 }
 
@@ -151,8 +152,13 @@ static int parse_line(char *line, struct spec *spec, char *err, size_t errlen) {
     APPEND(spec->joins, spec->njoins, join);
   } else if (strcmp(key, "cgroup") == 0) { NEED(1); APPEND(spec->cgroups, spec->ncgroups, strdup(fields[1])); }
   else if (strcmp(key, "bind") == 0) {
-    NEED(4);
-    struct spec_bind bind = {strdup(fields[1]), strdup(fields[2]), 0, 0, MS_PRIVATE | MS_REC};
+    /* bind SOURCE TARGET MODE PROPAGATION [idmap] */
+    if (n == 6) {
+      if (strcmp(fields[5], "idmap") != 0) { fail(err, errlen, "bind option %s is not idmap", fields[5]); return -1; }
+    } else {
+      NEED(4);
+    }
+    struct spec_bind bind = {strdup(fields[1]), strdup(fields[2]), 0, 0, MS_PRIVATE | MS_REC, n == 6};
     if (strcmp(fields[3], "ro") == 0) bind.readonly = 1;
     else if (strcmp(fields[3], "rro") == 0) bind.readonly = bind.recursive_readonly = 1;
     else if (strcmp(fields[3], "rw") != 0) { fail(err, errlen, "bind mode %s is not ro, rro or rw", fields[3]); return -1; }
@@ -232,11 +238,25 @@ static int parse_line(char *line, struct spec *spec, char *err, size_t errlen) {
   else if (strcmp(key, "pin") == 0) {
     NEED(2);
     struct spec_pin pin = {namespace_flag(fields[1]), strdup(fields[1]), strdup(fields[2])};
-    if (pin.nstype != CLONE_NEWNET && pin.nstype != CLONE_NEWIPC && pin.nstype != CLONE_NEWUTS) {
-      fail(err, errlen, "cannot pin a %s namespace (net, ipc or uts)", fields[1]);
+    if (pin.nstype != CLONE_NEWNET && pin.nstype != CLONE_NEWIPC && pin.nstype != CLONE_NEWUTS && pin.nstype != CLONE_NEWUSER) {
+      fail(err, errlen, "cannot pin a %s namespace (net, ipc, uts or user)", fields[1]);
       return -1;
     }
     APPEND(spec->pins, spec->npins, pin);
+  } else if (strcmp(key, "idmap") == 0) {
+    /* idmap uid|gid CONTAINER_ID HOST_ID LENGTH: a line of the pinned user namespace's map */
+    NEED(4);
+    struct spec_idmap map = {(unsigned int)strtoul(fields[2], NULL, 10), (unsigned int)strtoul(fields[3], NULL, 10),
+                             (unsigned int)strtoul(fields[4], NULL, 10)};
+    if (map.length == 0) { fail(err, errlen, "idmap length must not be 0"); return -1; }
+    if (strcmp(fields[1], "uid") == 0) APPEND(spec->uid_maps, spec->nuid_maps, map);
+    else if (strcmp(fields[1], "gid") == 0) APPEND(spec->gid_maps, spec->ngid_maps, map);
+    else { fail(err, errlen, "idmap %s is not uid or gid", fields[1]); return -1; }
+  } else if (strcmp(key, "userns_root") == 0) {
+    NEED(2);
+    spec->has_userns_root = 1;
+    spec->userns_root_uid = (unsigned int)strtoul(fields[1], NULL, 10);
+    spec->userns_root_gid = (unsigned int)strtoul(fields[2], NULL, 10);
   } else if (strcmp(key, "sysctl") == 0) {
     NEED(2);
     if (strstr(fields[1], "..") != NULL || fields[1][0] == '/' || fields[1][0] == '\0') {

@@ -17,6 +17,7 @@ struct spec_bind {
   int readonly;
   int recursive_readonly;
   unsigned long propagation; /* MS_PRIVATE, MS_SLAVE or MS_SHARED (with MS_REC) */
+  int idmap;        /* an idmapped mount through the container's user namespace */
 };
 
 struct spec_cgroupfs {
@@ -31,8 +32,8 @@ struct spec_rlimit {
 };
 
 struct spec_pin {
-  int nstype;   /* CLONE_NEWNET, CLONE_NEWIPC or CLONE_NEWUTS */
-  char *name;   /* net, ipc, uts */
+  int nstype;   /* CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS or CLONE_NEWUSER */
+  char *name;   /* net, ipc, uts, user */
   char *target; /* an existing file the namespace is bind-mounted on */
 };
 
@@ -46,6 +47,11 @@ enum spec_mode {
   MODE_CONTAINER = 0, /* supervise a container: log its output, record its exit */
   MODE_EXEC,          /* run a process in a running container with the caller's stdio; report its exit */
   MODE_PIN,           /* create namespaces, set them up, bind-mount them on files, exit (pod sandboxes) */
+};
+
+/* One line of a user namespace's uid_map or gid_map. */
+struct spec_idmap {
+  unsigned int container_id, host_id, length;
 };
 
 struct spec_join {
@@ -71,6 +77,14 @@ struct spec {
   size_t npins;
   struct spec_sysctl *sysctls;
   size_t nsysctls;
+  struct spec_idmap *uid_maps; /* MODE_PIN with a user pin: the new user namespace's maps */
+  size_t nuid_maps;
+  struct spec_idmap *gid_maps;
+  size_t ngid_maps;
+  /* The container joins a user namespace (a "user" join): its root's ids on the host, the
+     owner of what the agent-side setup creates in the container's idmapped root. */
+  int has_userns_root;
+  unsigned int userns_root_uid, userns_root_gid;
   char *id;
   char *rootfs;        /* NULL: run in the host's root (no pivot_root) */
   int rootfs_readonly;

@@ -47,6 +47,9 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
     public var stdin: Bool? = nil
     /// The first attached client's end of input ends the container's (`stdin_once`).
     public var stdinOnce: Bool? = nil
+    /// The user namespace the container runs in (a pod's pinned one); nil: the host's. Its
+    /// root filesystem must be seen through it (an idmapped rootfs from the image store).
+    public var userNamespace: UserNamespace? = nil
 
     public init(rootfs: String, args: [String]) {
         self.rootfs = rootfs
@@ -61,6 +64,22 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
             self.uid = uid
             self.gid = gid
             self.additionalGids = additionalGids
+        }
+    }
+
+    /// A user namespace to join: the mounts, hostname and limits are set up with the host's
+    /// privileges, then the container's process enters it as its root and becomes its user.
+    public struct UserNamespace: Sendable, Equatable, Codable {
+        /// The namespace's file (a bind-mounted nsfs file).
+        public var path: String
+        /// The namespace's root (its uid and gid 0) on the host: the owner of the mount points
+        /// and devices made in the container's root filesystem.
+        public var rootUID: UInt32
+        public var rootGID: UInt32
+        public init(path: String, rootUID: UInt32, rootGID: UInt32) {
+            self.path = path
+            self.rootUID = rootUID
+            self.rootGID = rootGID
         }
     }
 
@@ -89,13 +108,17 @@ public struct ContainerConfig: Sendable, Equatable, Codable {
         /// Read-only all the way down (mount_setattr AT_RECURSIVE).
         public var recursiveReadonly = false
         public var propagation: Propagation = .rprivate
+        /// An idmapped mount through the container's user namespace (the host's 0 is the
+        /// container's root); not recursive. Needs ``ContainerConfig/userNamespace``.
+        public var idmapped: Bool? = nil
         public init(source: String, target: String, readonly: Bool = false, recursiveReadonly: Bool = false,
-                    propagation: Propagation = .rprivate) {
+                    propagation: Propagation = .rprivate, idmapped: Bool? = nil) {
             self.source = source
             self.target = target
             self.readonly = readonly
             self.recursiveReadonly = recursiveReadonly
             self.propagation = propagation
+            self.idmapped = idmapped
         }
     }
 

@@ -223,6 +223,10 @@ public final class Containerizer: Sendable {
             case .join(let path): spec.add("join", name, path)
             }
         }
+        if let userns = config.userNamespace {
+            spec.add("join", "user", userns.path)
+            spec.add("userns_root", String(userns.rootUID), String(userns.rootGID))
+        }
         for directory in cgroup.directories { spec.add("cgroup", directory) }
         addCgroupFilesystem(cgroup, privileged: config.privileged, to: &spec)
         try addSecurity(config, to: &spec)

@@ -80,6 +80,8 @@ extension Containerizer {
         let namespaces = "/proc/\(info.pid)/ns/"
         if config.namespaces.pid != .host { spec.add("join", "pid", namespaces + "pid") }
         for name in ["net", "ipc", "uts"] { spec.add("join", name, namespaces + name) }
+        // The user namespace is entered after every other (the monitor defers it).
+        if config.userNamespace != nil { spec.add("join", "user", namespaces + "user") }
         spec.add("join", "mount", namespaces + "mnt")
         for directory in cgroup(for: id, config).directories { spec.add("cgroup", directory) }
         try addSecurity(config, to: &spec)

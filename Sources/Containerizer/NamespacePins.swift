@@ -5,12 +5,26 @@ import Foundation
 import Glibc
 #endif
 
-/// A pod's network, IPC and UTS namespaces kept alive with no process: created by
-/// `swiftlet-monitor` in pin mode and bind-mounted on files (`<directory>/net`, `ipc`, `uts`),
-/// the way `ip netns add` keeps a network namespace and the Mesos agent keeps a pod's.
+/// A pod's network, IPC and UTS namespaces (and user namespace, when it has one) kept alive
+/// with no process: created by `swiftlet-monitor` in pin mode and bind-mounted on files
+/// (`<directory>/net`, `ipc`, `uts`, `user`), the way `ip netns add` keeps a network namespace
+/// and the Mesos agent keeps a pod's.
 public struct NamespacePins: Sendable {
     /// The namespaces a pod can share.
-    public enum Kind: String, Sendable, CaseIterable, Codable { case net, ipc, uts }
+    public enum Kind: String, Sendable, CaseIterable, Codable { case net, ipc, uts, user }
+
+    /// One line of a user namespace's uid or gid map: `length` ids from `containerID` inside
+    /// are `hostID`… on the host.
+    public struct IDMap: Sendable, Equatable, Codable {
+        public var containerID: UInt32
+        public var hostID: UInt32
+        public var length: UInt32
+        public init(containerID: UInt32, hostID: UInt32, length: UInt32) {
+            self.containerID = containerID
+            self.hostID = hostID
+            self.length = length
+        }
+    }
 
     /// Where the files are: `<directory>/<kind>`.
     public let directory: String
@@ -23,9 +37,11 @@ public struct NamespacePins: Sendable {
     public func path(_ kind: Kind) -> String { "\(directory)/\(kind.rawValue)" }
 
     /// Creates new namespaces of `kinds`, sets the hostname (UTS) and the namespaced
-    /// `sysctls` in them, brings up loopback (net), and pins them. On failure nothing stays
-    /// pinned.
-    public func create(_ kinds: Set<Kind>, hostname: String?, sysctls: [(String, String)], monitorPath: String) throws(ContainerizerError) {
+    /// `sysctls` in them, brings up loopback (net), and pins them. With `.user` among the
+    /// kinds, the user namespace gets `uidMap` and `gidMap` and owns the others. On failure
+    /// nothing stays pinned.
+    public func create(_ kinds: Set<Kind>, hostname: String?, sysctls: [(String, String)], uidMap: [IDMap] = [], gidMap: [IDMap] = [],
+                       monitorPath: String) throws(ContainerizerError) {
         guard !kinds.isEmpty else { return }
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
@@ -41,6 +57,15 @@ public struct NamespacePins: Sendable {
             close(fd)
             spec.add("namespace", kind.rawValue)
             spec.add("pin", kind.rawValue, file)
+        }
+        if kinds.contains(.user) {
+            guard !uidMap.isEmpty, !gidMap.isEmpty else {
+                remove()
+                throw ContainerizerError(.invalidArgument, context: "user namespace", detail: "needs a uid map and a gid map")
+            }
+            for (name, maps) in [("uid", uidMap), ("gid", gidMap)] {
+                for map in maps { spec.add("idmap", name, String(map.containerID), String(map.hostID), String(map.length)) }
+            }
         }
         if let hostname, !hostname.isEmpty, kinds.contains(.uts) { spec.add("hostname", hostname) }
         for (key, value) in sysctls { spec.add("sysctl", key, value) }

@@ -1,3 +1,4 @@
+import CSwiftletSyscalls
 import Foundation
 
 #if canImport(Glibc)
@@ -13,11 +14,30 @@ extension ImageStore {
         case copy
     }
 
+    /// The user namespace a container's root filesystem is seen through: its layers are
+    /// idmapped mounts, so the image's files owned by 0 belong to the container's root, and
+    /// what the container writes is stored as the image would have it.
+    public struct IDMapping: Sendable, Equatable {
+        /// A file of the user namespace (a pod's pinned `user` namespace).
+        public var userNamespacePath: String
+        /// The container's root (its uid and gid 0) on the host.
+        public var rootUID: UInt32
+        public var rootGID: UInt32
+
+        public init(userNamespacePath: String, rootUID: UInt32, rootGID: UInt32) {
+            self.userNamespacePath = userNamespacePath
+            self.rootUID = rootUID
+            self.rootGID = rootGID
+        }
+    }
+
     /// Makes the root filesystem of a container over `image` in `directory`
     /// (`<directory>/rootfs`, with `upper` and `work` beside it): an overlay mount whose lower
     /// layers are the image's chain, shared with every other container of the image, or a
-    /// private copy where overlayfs is unavailable. Returns the rootfs path and how it was made.
-    public func mountRootfs(_ image: StoredImage, at directory: String) throws(ImageStoreError) -> (path: String, kind: RootfsKind) {
+    /// private copy where overlayfs is unavailable. With `idMapping` the layers are idmapped
+    /// mounts through the container's user namespace (overlay only: Linux 6.8 or later).
+    /// Returns the rootfs path and how it was made.
+    public func mountRootfs(_ image: StoredImage, at directory: String, idMapping: IDMapping? = nil) throws(ImageStoreError) -> (path: String, kind: RootfsKind) {
         let rootfs = directory + "/rootfs"
         for path in [directory, rootfs, directory + "/upper", directory + "/work"] where mkdir(path, 0o755) != 0 && errno != EEXIST {
             throw .io(path, "mkdir")
@@ -28,6 +48,20 @@ extension ImageStore {
         try writeLease(for: directory, chains: image.chainIDs)
         for lower in lowers where access(lower, F_OK) != 0 {
             throw ImageStoreError(.notFound, context: lower, detail: "a snapshot of \(image.id) is missing; pull or import the image again")
+        }
+        if let idMapping {
+            var message = [CChar](repeating: 0, count: 512)
+            let lowerPointers = lowers.map { strdup($0) }
+            defer { lowerPointers.forEach { free($0) } }
+            let mounted = lowerPointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { lowerArray in
+                swl_mount_idmapped_overlay(lowerArray.baseAddress, lowerArray.count, directory, rootfs, idMapping.userNamespacePath,
+                                           idMapping.rootUID, idMapping.rootGID, &message, message.count)
+            }
+            guard mounted == 0 else {
+                throw ImageStoreError(.io, context: "idmapped root filesystem at \(rootfs)",
+                                      detail: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            return (rootfs, .overlay)
         }
         let options = "lowerdir=\(lowers.joined(separator: ":")),upperdir=\(directory)/upper,workdir=\(directory)/work"
         // nodev: a device node shipped in an image must not open a host device (cgroup v2

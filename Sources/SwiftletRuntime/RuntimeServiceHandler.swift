@@ -79,9 +79,11 @@ public final class RuntimeServiceHandler: RuntimeService {
             ])
         )
         if context.apiVersion == .v1 {
-            // Fields runtime.v1alpha2 does not have: the default handler, and what it supports.
+            // Fields runtime.v1alpha2 does not have: the default handler, and what it supports
+            // (recursive read-only mounts are mount_setattr's, Linux 5.12; user namespaces need
+            // idmapped overlay layers, Linux 6.8).
             response.runtimeHandlers = [
-                RuntimeHandler(name: "", features: RuntimeHandlerFeatures(recursiveReadOnlyMounts: false, userNamespaces: false)),
+                RuntimeHandler(name: "", features: RuntimeHandlerFeatures(recursiveReadOnlyMounts: true, userNamespaces: PodUserNamespace.supported)),
             ]
             response.features = RuntimeFeatures(supplementalGroupsPolicy: true)
         }

@@ -1,8 +1,9 @@
 /* System calls Swift cannot call directly (variadic syscall(2), _GNU_SOURCE-only
-   declarations), for the Containerizer target. */
+   declarations), for the Containerizer and ImageStore targets. */
 #ifndef SWIFTLET_SYSCALLS_H
 #define SWIFTLET_SYSCALLS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 /* pidfd_open(2): a file descriptor that becomes readable when pid exits; -1 and errno. */
@@ -19,5 +20,14 @@ int swl_pipe_cloexec(int fds[2]);
    pinned namespace file). A short-lived thread of its own enters the namespace, so no thread
    of the caller ever changes namespace. Returns the descriptor, or -1 with errno. */
 int swl_socket_in_netns(const char *netns_path, int domain, int type);
+
+/* Mounts an overlay on target whose layers are idmapped through the user namespace at
+   userns_path (a pod's pinned namespace file): lowers (top first), and upper and work under
+   directory. Files the container's root (uid:gid on the host) makes are stored as owned by 0,
+   and the layers' 0 is that root inside. Linux 6.8 or later. Runs on a thread of its own.
+   Returns 0, or -1 with errno and a message. */
+int swl_mount_idmapped_overlay(const char *const *lowers, size_t nlowers, const char *directory, const char *target,
+                               const char *userns_path, unsigned int uid, unsigned int gid,
+                               char *message, size_t message_length);
 
 #endif

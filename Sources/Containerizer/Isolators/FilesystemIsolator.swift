@@ -37,7 +37,14 @@ public struct FilesystemIsolator: Isolator {
                 throw ContainerizerError(.invalidArgument, context: "mount source \(mount.source)", errno: errno, detail: "does not exist")
             }
             let mode = mount.recursiveReadonly ? "rro" : mount.readonly ? "ro" : "rw"
-            spec.add("bind", mount.source, mount.target, mode, mount.propagation.rawValue)
+            if mount.idmapped ?? false {
+                guard config.userNamespace != nil else {
+                    throw ContainerizerError(.invalidArgument, context: "mount \(mount.target)", detail: "is idmapped but the container has no user namespace")
+                }
+                spec.add("bind", mount.source, mount.target, mode, mount.propagation.rawValue, "idmap")
+            } else {
+                spec.add("bind", mount.source, mount.target, mode, mount.propagation.rawValue)
+            }
         }
         for device in config.devices ?? [] where !config.privileged {
             guard device.hostPath.hasPrefix("/"), device.containerPath.hasPrefix("/dev/"),

@@ -89,8 +89,17 @@ struct ContainerSpec {
             launch.namespaces.pid = .join("/proc/\(pid)/ns/pid")
         default: launch.namespaces.pid = .new
         }
-        if let userns = security.namespaceOptions?.usernsOptions, userns.mode == .pod {
-            throw CRIError.invalidArgument("user namespaces are not supported by swiftlet yet")
+        // The user namespace is the pod's: the container's own options can only agree.
+        if let userNamespace = sandbox.userNamespace {
+            guard !launch.privileged else {
+                throw CRIError.invalidArgument("a privileged container cannot run in a pod with a user namespace")
+            }
+            if let mode = security.namespaceOptions?.usernsOptions?.mode, mode != .pod {
+                throw CRIError.invalidArgument("the container asks for user namespace mode \(mode), but its pod has its own user namespace (POD)")
+            }
+            launch.userNamespace = userNamespace.containerNamespace(pins)
+        } else if let mode = security.namespaceOptions?.usernsOptions?.mode, mode != .node {
+            throw CRIError.invalidArgument("the container asks for user namespace mode \(mode), but its pod sandbox was created without a user namespace")
         }
 
         launch.mounts = try mounts()
@@ -290,8 +299,19 @@ struct ContainerSpec {
             case .propagationBidirectional: .rshared
             default: .rprivate
             }
+            var idmapped: Bool? = nil
+            if !mount.uidMappings.isEmpty || !mount.gidMappings.isEmpty {
+                // As containerd: a mount's idmapping is the pod's user namespace's, nothing else.
+                guard let userNamespace = sandbox.userNamespace else {
+                    throw CRIError.invalidArgument("mount \(mount.containerPath) has uid/gid mappings, but its pod has no user namespace")
+                }
+                guard userNamespace.matches(uids: mount.uidMappings, gids: mount.gidMappings) else {
+                    throw CRIError.invalidArgument("mount \(mount.containerPath): its uid/gid mappings must be the pod's user namespace's")
+                }
+                idmapped = true
+            }
             mounts.append(LaunchConfig.Mount(source: mount.hostPath, target: mount.containerPath, readonly: mount.readonly,
-                                             recursiveReadonly: mount.recursiveReadOnly, propagation: propagation))
+                                             recursiveReadonly: mount.recursiveReadOnly, propagation: propagation, idmapped: idmapped))
         }
         let targets = Set(mounts.map(\.target))
         let readonly = config.linux?.securityContext?.readonlyRootfs ?? false

@@ -38,10 +38,13 @@ extension PodRuntime {
         let name = "\(metadata.name)_\(podMetadata.name)_\(podMetadata.namespace)_\(podMetadata.uid)_\(metadata.attempt)"
         try reserve(name: name, for: id)
         let directory = rootfsDirectory(id)
+        let idMapping = sandbox.userNamespace.map {
+            ImageStore.IDMapping(userNamespacePath: pins(sandboxID).path(.user), rootUID: $0.uid.hostID, rootGID: $0.gid.hostID)
+        }
         do {
             let rootfs = try await Offload.throwing { () throws(CRIError) -> String in
                 do {
-                    return try images.mountRootfs(image, at: directory).path
+                    return try images.mountRootfs(image, at: directory, idMapping: idMapping).path
                 } catch {
                     throw CRIError(.internal, "cannot make the root filesystem of \(image.id): \(error)")
                 }

@@ -49,6 +49,12 @@ extension PodRuntime {
             throw CRIError.invalidArgument("cgroup parent \"\(parent)\" must not contain ..")
         }
         do {
+            _ = try PodUserNamespace.of(config)
+        } catch {
+            release(name: name, of: id)
+            throw error
+        }
+        do {
             sandbox = try await Offload.throwing { [sandbox] () throws(CRIError) -> SandboxRecord in
                 var made = sandbox
                 try self.setUpSandbox(&made, options: options)
@@ -80,10 +86,13 @@ extension PodRuntime {
         var kinds: Set<NamespacePins.Kind> = []
         if !sandbox.hostNetwork { kinds.formUnion([.net, .uts]) }
         if !sandbox.hostIPC { kinds.insert(.ipc) }
+        let userNamespace = sandbox.userNamespace
+        if userNamespace != nil { kinds.insert(.user) }
         let hostname = sandbox.hostNetwork ? Self.hostHostname() : (config.hostname.isEmpty ? config.metadata?.name ?? "" : config.hostname)
         let sysctls = (config.linux?.sysctls ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         do {
-            try pins(sandbox.id).create(kinds, hostname: hostname, sysctls: sysctls, monitorPath: monitorPath)
+            try pins(sandbox.id).create(kinds, hostname: hostname, sysctls: sysctls, uidMap: userNamespace.map { [$0.uid] } ?? [],
+                                        gidMap: userNamespace.map { [$0.gid] } ?? [], monitorPath: monitorPath)
         } catch {
             throw CRIError(error.detail.contains("sysctl") ? .invalidArgument : .internal, "pod sandbox namespaces: \(error)")
         }
@@ -364,7 +373,7 @@ extension PodRuntime {
             status.network = PodSandboxNetworkStatus(ip: sandbox.ips.first ?? "", additionalIps: sandbox.ips.dropFirst().map { PodIP(ip: $0) })
         }
         var options = sandbox.namespaceOptions
-        options.usernsOptions = nil
+        if sandbox.userNamespace == nil { options.usernsOptions = nil }
         status.linux = LinuxPodSandboxStatus(namespaces: Namespace(options: options))
         return status
     }

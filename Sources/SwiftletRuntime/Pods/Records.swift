@@ -36,6 +36,8 @@ struct SandboxRecord: Sendable, Codable {
     var namespaceOptions: NamespaceOption { config.linux?.securityContext?.namespaceOptions ?? NamespaceOption() }
     var hostNetwork: Bool { namespaceOptions.network == .node }
     var hostIPC: Bool { namespaceOptions.ipc == .node }
+    /// The pod's user namespace, nil when it uses the host's (validated at RunPodSandbox).
+    var userNamespace: PodUserNamespace? { try? PodUserNamespace.of(config) }
     /// The pod's `cgroup_parent`, nil when the kubelet gave none.
     var cgroupParent: String? { config.linux.map(\.cgroupParent).flatMap { $0.isEmpty ? nil : $0 } }
 }
