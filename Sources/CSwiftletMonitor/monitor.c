@@ -34,6 +34,7 @@
 #include <sys/un.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
 #include <net/if.h>
 #include <sys/wait.h>
@@ -535,6 +536,16 @@ static int loopback_up(void) {
   return result;
 }
 
+/* Makes every permitted capability effective again (after an euid change cleared them). */
+static int raise_effective_capabilities(void) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  if (syscall(SYS_capget, &header, data) != 0) return -1;
+  data[0].effective = data[0].permitted;
+  data[1].effective = data[1].permitted;
+  return (int)syscall(SYS_capset, &header, data);
+}
+
 /* Writes the maps of the user namespace of pid ("uid_map" or "gid_map"), in one write. */
 static int write_idmap(pid_t pid, const char *file, const struct spec_idmap *maps, size_t count) {
   char path[64], text[1024];
@@ -657,6 +668,23 @@ static int pin_namespaces(const struct spec *spec) {
     report_error("network", saved, err);
     goto done;
   }
+  /* In a user namespace's IPC namespace only its root may write the sysctls (the kernel's
+     ipc_permissions; CAP_SYS_RESOURCE would do, but hosts may not grant it): write them as it,
+     keeping the capabilities (the network sysctls want CAP_NET_ADMIN). */
+  unsigned int root_uid = 0, root_gid = 0;
+  for (size_t i = 0; user_holder > 0 && i < spec->nuid_maps; i++) {
+    if (spec->uid_maps[i].container_id == 0) root_uid = spec->uid_maps[i].host_id;
+  }
+  for (size_t i = 0; user_holder > 0 && i < spec->ngid_maps; i++) {
+    if (spec->gid_maps[i].container_id == 0) root_gid = spec->gid_maps[i].host_id;
+  }
+  if (spec->nsysctls > 0 && (root_uid != 0 || root_gid != 0) &&
+      (setegid(root_gid) != 0 || seteuid(root_uid) != 0 || raise_effective_capabilities() != 0)) {
+    int saved = errno;
+    snprintf(err, sizeof(err), "act as the user namespace's root (%u:%u): %s", root_uid, root_gid, strerror(saved));
+    report_error("sysctl", saved, err);
+    goto done;
+  }
   for (size_t i = 0; i < spec->nsysctls; i++) {
     char path[4200];
     int length = snprintf(path, sizeof(path), "/proc/sys/%s", spec->sysctls[i].key);
@@ -674,6 +702,11 @@ static int pin_namespaces(const struct spec *spec) {
       report_error("sysctl", saved, err);
       goto done;
     }
+  }
+  /* Back to root (the saved uid) for the pins: effective capabilities return with it. */
+  if (seteuid(0) != 0 || setegid(0) != 0) {
+    report_error("sysctl", errno, "return to root after the sysctls");
+    goto done;
   }
   for (size_t i = 0; i < spec->npins; i++) {
     char source[64];

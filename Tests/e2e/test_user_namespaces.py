@@ -185,3 +185,64 @@ def test_what_cannot_be_done_is_invalid_argument(runtime, cri, case):
     details = refused(runtime, config)
     assert "user namespace" in details
     assert not runtime.list_pods(), "a refused pod leaves nothing behind"
+
+
+@NO_USERNS_IN_CONTAINERD
+def test_the_pods_namespaces_are_set_up_in_it(runtime, cri):
+    """Hostname, namespaced sysctls and a shared PID namespace work in a pod with a user
+    namespace, which owns its network, IPC and UTS namespaces."""
+    v1 = cri.v1
+    config = userns_pod(runtime, cri, pid=v1.POD)
+    config.hostname = "mapped-pod"
+    config.linux.sysctls["net.ipv4.ip_unprivileged_port_start"] = "80"
+    config.linux.sysctls["kernel.shm_rmid_forced"] = "1"
+    pod_id, config = runtime.run_pod(config)
+    container = runtime.sleeper(pod_id, config, security=container_security(cri, config))
+    second = runtime.sleeper(pod_id, config, security=container_security(cri, config), command=["sleep", "99999"])
+    assert runtime.sh(container, "hostname; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced") \
+        == "mapped-pod\n80\n1"
+    assert "sleep 99999" in runtime.sh(container, "ps -o args"), "the pod's containers share its PID namespace"
+    pid = runtime.host_pid(container)
+    user = os.readlink(f"/proc/{pid}/ns/user")
+    # The pod's network namespace is owned by its user namespace (NS_GET_USERNS = 0xb701).
+    import fcntl
+    with open(f"/proc/{pid}/ns/net") as net:
+        owner = fcntl.ioctl(net.fileno(), 0xb701)
+    try:
+        assert os.readlink(f"/proc/self/fd/{owner}") == user
+    finally:
+        os.close(owner)
+    assert runtime.pod_status(pod_id).linux.namespaces.options.userns_options.mode == v1.POD
+
+
+@NO_USERNS_IN_CONTAINERD
+def test_a_read_only_root_and_a_tty_work_in_it(runtime, cri):
+    pod_id, config = runtime.run_pod(userns_pod(runtime, cri))
+    container = runtime.sleeper(pod_id, config, tty=True, security=container_security(cri, config, readonly_rootfs=True))
+    _, _, code = runtime.exec(container, ["touch", "/nope"])
+    assert code != 0, "the root filesystem is read-only"
+    # The container's terminal and its /dev belong to its root.
+    assert runtime.sh(container, "touch /dev/shm/yes && readlink /proc/1/fd/0 && stat -c %u:%g /dev /dev/null /dev/pts/0") \
+        == "/dev/pts/0\n0:0\n0:0\n0:5"
+
+
+@NO_USERNS_IN_CONTAINERD
+def test_an_agent_restart_keeps_the_pod_and_its_user_namespace(runtime, cri):
+    if runtime.name != "swiftlet":
+        pytest.skip("restarts are swiftlet's")
+    import signal
+    pod_id, config = runtime.run_pod(userns_pod(runtime, cri))
+    container = runtime.sleeper(pod_id, config, security=container_security(cri, config))
+    pid = runtime.host_pid(container)
+    runtime.agent.stop(sig=signal.SIGKILL)
+    runtime.agent.log_file.close()
+    runtime.agent.start()
+    runtime._stubs()
+    assert runtime.host_pid(container) == pid
+    assert runtime.sh(container, "cat /proc/self/uid_map").split() == ["0", str(HOST_ID), str(LENGTH)]
+    # A container made after the restart joins the same user namespace.
+    later = runtime.sleeper(pod_id, config, security=container_security(cri, config))
+    assert os.readlink(f"/proc/{runtime.host_pid(later)}/ns/user") == os.readlink(f"/proc/{pid}/ns/user")
+    runtime.stop_pod(pod_id)
+    runtime.remove_pod(pod_id)
+    assert runtime.list_pods() == []
