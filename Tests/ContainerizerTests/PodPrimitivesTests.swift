@@ -89,6 +89,54 @@ struct PodPrimitivesTests {
         #expect(!FileManager.default.fileExists(atPath: pins.path(.net)))
     }
 
+    @Test("a pinned user namespace owns the pod's namespaces; a container joins it as its root after its mounts")
+    func pinnedUserNamespace() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        let pins = NamespacePins(directory: test.tree.path + "/pod/ns")
+        let map = NamespacePins.IDMap(containerID: 0, hostID: 200_000, length: 65536)
+        try pins.create([.net, .ipc, .uts, .user], hostname: "mapped", sysctls: [("kernel.shmmni", "321")], uidMap: [map], gidMap: [map],
+                        monitorPath: Launcher.defaultMonitorPath())
+        defer { pins.remove() }
+        #expect(NamespacePins.Kind.allCases.allSatisfy(pins.isPinned))
+        // A volume seen through the namespace: the host's 0 is the container's root.
+        let volume = try test.tree.directory("volume")
+        FileManager.default.createFile(atPath: volume + "/data", contents: Data("x".utf8))
+        var config = test.config("""
+            cat /proc/self/uid_map; id -u; hostname; cat /proc/sys/kernel/shmmni; stat -c %u /volume/data /plain/data /dev/null; \
+            echo written > /volume/new; sleep 30
+            """)
+        config.namespaces.network = .join(pins.path(.net))
+        config.namespaces.ipc = .join(pins.path(.ipc))
+        config.namespaces.uts = .join(pins.path(.uts))
+        config.userNamespace = ContainerConfig.UserNamespace(path: pins.path(.user), rootUID: 200_000, rootGID: 200_000)
+        config.mounts = [ContainerConfig.Mount(source: volume, target: "/volume", idmapped: true),
+                         ContainerConfig.Mount(source: volume, target: "/plain")]
+        config.logPath = test.tree.path + "/mapped.log"
+        let info = try test.containerizer.launch(id: "mapped", config: config)
+        try await waitFor { FileManager.default.fileExists(atPath: volume + "/new") }
+        let lines = readFile(config.logPath!).split(separator: "\n").map { $0.split(separator: " ", maxSplits: 3).last.map(String.init) ?? "" }
+        #expect(lines.first?.split(separator: " ").map(String.init) == ["0", "200000", "65536"])
+        #expect(Array(lines.dropFirst().prefix(6)) == ["0", "mapped", "321", "0", "65534", "0"])
+        // On the host: the process is the mapped id; what it wrote through the idmapped mount is the host's 0.
+        #expect(readFile("/proc/\(info.pid)/status").contains("Uid:\t200000\t200000\t200000\t200000"))
+        var written = stat()
+        #expect(stat(volume + "/new", &written) == 0 && written.st_uid == 0)
+        // exec joins the namespace too.
+        let exec = try test.containerizer.execSync(id: "mapped", args: ["cat", "/proc/self/uid_map"], timeout: .seconds(10))
+        #expect(String(decoding: exec.stdout, as: UTF8.self).split(separator: " ", omittingEmptySubsequences: true).first == "0")
+        #expect(String(decoding: exec.stdout, as: UTF8.self).contains("200000"))
+    }
+
+    @Test("an idmapped mount without a user namespace is refused before launch")
+    func idmappedMountNeedsUserNamespace() throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        var config = test.config("true")
+        config.mounts = [ContainerConfig.Mount(source: test.tree.path, target: "/volume", idmapped: true)]
+        #expect(throws: ContainerizerError.self) { try test.containerizer.launch(id: "refused", config: config) }
+    }
+
     @Test("unpinning ends the pins and leaves the files for the directory's removal")
     func unpin() throws {
         let tree = try TemporaryTree(prefix: "swiftlet-pin")
@@ -98,7 +146,7 @@ struct PodPrimitivesTests {
         #expect(pins.isPinned(.net) && pins.isPinned(.ipc) && pins.isPinned(.uts))
         pins.unpin()
         pins.unpin()  // idempotent
-        for kind in NamespacePins.Kind.allCases {
+        for kind in [NamespacePins.Kind.net, .ipc, .uts] {
             #expect(!pins.isPinned(kind))
             #expect(FileManager.default.fileExists(atPath: pins.path(kind)))
             #expect(!readFile("/proc/self/mountinfo").contains(pins.path(kind)))

@@ -69,3 +69,11 @@ final class TestContainerizer {
 func readFile(_ path: String) -> String {
     (FileManager.default.contents(atPath: path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
 }
+
+/// Polls `condition` every 50 ms until it holds; gives up (returning) after `limit`.
+func waitFor(_ limit: Duration = .seconds(20), _ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
+    while !condition() && ContinuousClock.now < deadline {
+        try await Task.sleep(for: .milliseconds(50))
+    }
+}
