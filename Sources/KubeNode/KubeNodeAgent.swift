@@ -57,7 +57,8 @@ public final class KubeNodeAgent: Sendable {
             environment: PodEnvironment(objects: objects, serviceEnv: [], allocatable: resources.ledger.allocatable.apiStrings),
             probes: probeResults, nodeIP: identity.internalIP, podLogsDir: configuration.podLogsDir,
             memoryCapacity: resources.memoryCapacity, podCgroupRoot: configuration.cgroupsRoot + "/kubepods", events: recorder, logger: logger,
-            seccompProfileRoot: configuration.root + "/seccomp")
+            seccompProfileRoot: configuration.root + "/seccomp",
+            userNamespaces: PodUserNamespaces(podsRoot: podsRoot, maxPods: configuration.maxPods))
         probeManager = ProbeManager(calls: calls, results: probeResults, events: recorder, logger: logger)
         statuses = PodStatusPoster(client: client, logger: logger)
         workers = PodWorkers(sync: sync, probes: probeManager, statuses: statuses, admission: PodAdmission(ledger: resources.ledger),

@@ -16,9 +16,17 @@ struct PodRuntimeConfig: Sendable {
     let podCgroupRoot: String
     /// Where `Localhost` seccomp profiles are looked up (the kubelet's `<root-dir>/seccomp`).
     var seccompProfileRoot: String = "/var/lib/swiftlet/seccomp"
+    /// The pod's user namespace mapping (`hostUsers: false`, allocated by PodUserNamespaces):
+    /// the sandbox and every container get it, and every mount is idmapped with it.
+    var userNamespace: IDMapping? = nil
 
     /// `<root>/[burstable|besteffort]/pod<uid>`, the kubelet's pod cgroup.
     var cgroupParent: String { "\(podCgroupRoot)/\(qosClass.cgroupName)pod\(pod.uid)" }
+
+    /// The CRI's user namespace options: the pod's own (POD) with its mapping, or nil (the host's).
+    var usernsOptions: UserNamespace? {
+        userNamespace.map { UserNamespace(mode: .pod, uids: [$0], gids: [$0]) }
+    }
 
     /// `/var/log/pods/<namespace>_<name>_<uid>`.
     var logDirectory: String {
@@ -52,6 +60,7 @@ struct PodRuntimeConfig: Sendable {
             network: hostNetwork ? .node : .pod,
             pid: (spec?.hostPID ?? false) ? .node : ((spec?.shareProcessNamespace ?? false) ? .pod : .container),
             ipc: (spec?.hostIPC ?? false) ? .node : .pod)
+        security.namespaceOptions?.usernsOptions = usernsOptions
         if let user = spec?.securityContext?.runAsUser { security.runAsUser = Int64Value(value: user) }
         if let group = spec?.securityContext?.runAsGroup { security.runAsGroup = Int64Value(value: group) }
         security.supplementalGroups = (spec?.securityContext?.supplementalGroups ?? []) + (spec?.securityContext?.fsGroup.map { [$0] } ?? [])
@@ -142,7 +151,12 @@ struct PodRuntimeConfig: Sendable {
         config.args = (container.args ?? []).map { PodEnvironment.expand($0, with: values) }
         config.workingDir = container.workingDir ?? ""
         config.envs = env
-        config.mounts = mounts
+        config.mounts = mounts.map { mount in
+            // As the kubelet: a pod in a user namespace sees its volumes through idmapped mounts.
+            var mount = mount
+            if let userNamespace { (mount.uidMappings, mount.gidMappings) = ([userNamespace], [userNamespace]) }
+            return mount
+        }
         config.labels = PodLabels.containerLabels(pod, container: container)
         config.annotations = [
             PodLabels.containerHash: hash, PodLabels.restartCount: String(restartCount),
@@ -207,6 +221,7 @@ struct PodRuntimeConfig: Sendable {
             network: (spec?.hostNetwork ?? false) ? .node : .pod,
             pid: (spec?.hostPID ?? false) ? .node : ((spec?.shareProcessNamespace ?? false) ? .pod : .container),
             ipc: (spec?.hostIPC ?? false) ? .node : .pod)
+        security.namespaceOptions?.usernsOptions = usernsOptions
         if let user = context?.runAsUser ?? podContext?.runAsUser { security.runAsUser = Int64Value(value: user) }
         if let group = context?.runAsGroup ?? podContext?.runAsGroup { security.runAsGroup = Int64Value(value: group) }
         security.readonlyRootfs = context?.readOnlyRootFilesystem ?? false

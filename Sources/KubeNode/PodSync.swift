@@ -38,13 +38,15 @@ struct PodSync: Sendable {
     let logger: Logger
     /// Where `Localhost` seccomp profiles live (`<root>/seccomp`).
     var seccompProfileRoot: String = "/var/lib/swiftlet/seccomp"
+    /// The user namespaces of `hostUsers: false` pods; nil: such pods use the host's.
+    var userNamespaces: PodUserNamespaces? = nil
 
     static let initialBackoff = Duration.seconds(10)
     static let maxBackoff = Duration.seconds(300)
 
     func config(_ pod: Pod) -> PodRuntimeConfig {
         PodRuntimeConfig(pod: pod, podLogsDir: podLogsDir, memoryCapacity: memoryCapacity, podCgroupRoot: podCgroupRoot,
-                         seccompProfileRoot: seccompProfileRoot)
+                         seccompProfileRoot: seccompProfileRoot, userNamespace: userNamespaces?.mapping(for: pod))
     }
 
     /// Brings the runtime toward `pod`'s spec. Returns the runtime state after the sync.
@@ -80,6 +82,7 @@ struct PodSync: Sendable {
             }
             let attempt = UInt32(state.sandboxes.count)
             do {
+                try userNamespaces?.allocate(for: pod)
                 let response = try await calls.runtime.runPodSandbox(
                     RunPodSandboxRequest(config: config(pod).sandboxConfig(attempt: attempt)), context: RuntimeCalls.context("RunPodSandbox"))
                 logger.info("created pod sandbox", metadata: ["pod": "\(pod.fullName)", "sandbox": "\(response.podSandboxId)"])

@@ -178,3 +178,32 @@ def test_grpc_readiness_probe_of_a_static_pod(make_node):
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_pod_with_host_users_false_gets_a_user_namespace_of_its_own(make_node):
+    """The kubelet's hostUsers: false: 65536 ids from 65536 × n, recorded in the pod's
+    directory, the pod's volumes idmapped (its root owns what the host's root made)."""
+    import os
+    node = make_node()
+    spec = {"hostUsers": False, "volumes": [{"name": "scratch", "emptyDir": {}}]}
+    pod = busybox_pod("mapped", "cat /proc/self/uid_map; echo made > /scratch/file; stat -c %u /scratch; exec sleep 3600", **spec)
+    pod["spec"]["containers"][0]["volumeMounts"] = [{"name": "scratch", "mountPath": "/scratch"}]
+    node.write_manifest("mapped.yaml", pod)
+    node.write_manifest("plain.yaml", busybox_pod("plain", "cat /proc/self/uid_map; exec sleep 3600"))
+    node.start()
+    mapped, plain = f"mapped-{node.name}", f"plain-{node.name}"
+    wait_for(lambda: running_containers(node, mapped) and running_containers(node, plain), message="both pods running")
+    uid = node.runtime_pods()[mapped][0].metadata.uid
+    log = node.pod_logs / f"default_{mapped}_{uid}" / "main" / "0.log"
+    wait_for(lambda: log.exists() and "\n" in log.read_text() and log.read_text().count("\n") >= 2, message="the mapped pod's output")
+    lines = [line.split(" ", 3)[3] for line in log.read_text().splitlines()]
+    assert lines[0].split() == ["0", "65536", "65536"], lines
+    assert lines[1] == "0", "the emptyDir (the host's root's) is the pod's root's"
+    record = node.runtime.agent.root / "pods" / uid / "userns"
+    assert '"hostId":65536' in record.read_text()
+    scratch = node.runtime.agent.root / "pods" / uid / "volumes" / "kubernetes.io~empty-dir" / "scratch" / "file"
+    assert os.stat(scratch).st_uid == 0 and scratch.read_text() == "made\n"
+    plain_uid = node.runtime_pods()[plain][0].metadata.uid
+    plain_log = node.pod_logs / f"default_{plain}_{plain_uid}" / "main" / "0.log"
+    wait_for(lambda: plain_log.exists() and plain_log.read_text(), message="the plain pod's output")
+    assert plain_log.read_text().split(" ", 3)[3].split() == ["0", "0", "4294967295"], "hostUsers unset: the host's"
