@@ -107,6 +107,7 @@ extension RuntimeServiceHandler: EncodedListResponses {
     /// v1 only (runtime.v1alpha2 has no such method): a CRIU dump into an archive; the
     /// container runs on.
     public func checkpointContainer(_ request: CheckpointContainerRequest, context: CallContext) async throws -> CheckpointContainerResponse {
+        guard context.apiVersion == .v1 else { throw CRIError.unimplemented(context.method) }
         try await runtime().checkpointContainer(try Self.required(request.containerId, "container id"), location: request.location,
                                                 timeout: request.timeout)
         return CheckpointContainerResponse()
