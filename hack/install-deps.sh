@@ -7,6 +7,7 @@
 #           in tests attr (xattrs), docker-registry (a real registry), apache2-utils (htpasswd)
 #   networks: containernetworking-plugins (bridge, host-local, …), iproute2 (test namespaces)
 #   differential tests: containerd and runc (the CRI peer the pod tests also run against)
+#   checkpoints: CRIU, built by hack/install-criu.sh (its build deps come from Debian)
 #   tests:  busybox-static (the test containers' root filesystem), a Python venv (.venv) with
 #           grpcio, grpcio-tools and pytest
 # Swift itself (6.x) is expected at /opt/swift or on PATH.
@@ -26,6 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -q >/dev/null
   apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# CheckpointContainer: CRIU 4.1.1 built from Debian's source (bookworm's 3.17.1 fails on new kernels)
+hack/install-criu.sh
 if [ "${1:-}" != "--no-python" ]; then
   hack/setup-python.sh
 fi

@@ -34,6 +34,9 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     public var streamServerAddress: String = "127.0.0.1"
     /// Its TCP port; 0 picks a free one (`--stream-server-port`).
     public var streamServerPort: Int = 0
+    /// The CRIU binary CheckpointContainer dumps containers with (`--criu-path`); unset:
+    /// /usr/local/sbin/criu (where hack/install-criu.sh puts it), else `criu` on PATH.
+    public var criuPath: String?
 
     // MARK: The node (kubelet names)
 
@@ -140,7 +143,7 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
             throw ConfigError(.invalidValue, key: "bootstrapKubeconfig", detail: "needs kubeconfig: the path the bootstrapped kubeconfig is written to")
         }
         for (key, path) in [("staticPodPath", staticPodPath), ("kubeconfig", kubeconfig), ("podLogsDir", podLogsDir),
-                            ("bootstrapKubeconfig", bootstrapKubeconfig), ("certDir", certDir)] {
+                            ("bootstrapKubeconfig", bootstrapKubeconfig), ("certDir", certDir), ("criuPath", criuPath)] {
             if let path, !path.hasPrefix("/") {
                 throw ConfigError(.invalidValue, key: key, detail: "\"\(path)\" is not an absolute path")
             }
@@ -154,7 +157,7 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
     public static let keys: Set<String> = [
         "criSocket", "root", "state", "logLevel", "logFormat", "cgroupDriver", "cniConfDir",
         "cniBinDirs", "shutdownGracePeriod", "isolation", "cgroupsRoot", "registryConfigPath",
-        "streamServerAddress", "streamServerPort",
+        "streamServerAddress", "streamServerPort", "criuPath",
         "kubeconfig", "bootstrapKubeconfig", "certDir", "rotateCertificates", "hostnameOverride", "nodeIP", "address", "port", "healthzBindAddress", "healthzPort", "tlsCertFile",
         "tlsPrivateKeyFile", "clientCAFile", "authenticationTokenWebhook", "anonymousAuth", "authorizationMode", "staticPodPath",
         "fileCheckFrequency", "nodeLabels", "registerWithTaints", "maxPods", "kubeReserved", "systemReserved", "evictionHard",
@@ -179,6 +182,7 @@ public struct SwiftletConfiguration: Sendable, Equatable, Codable {
         registryConfigPath = try container.decodeIfPresent(String.self, forKey: .registryConfigPath) ?? defaults.registryConfigPath
         streamServerAddress = try container.decodeIfPresent(String.self, forKey: .streamServerAddress) ?? defaults.streamServerAddress
         streamServerPort = try container.decodeIfPresent(Int.self, forKey: .streamServerPort) ?? defaults.streamServerPort
+        criuPath = try container.decodeIfPresent(String.self, forKey: .criuPath)
         kubeconfig = try container.decodeIfPresent(String.self, forKey: .kubeconfig)
         bootstrapKubeconfig = try container.decodeIfPresent(String.self, forKey: .bootstrapKubeconfig)
         certDir = try container.decodeIfPresent(String.self, forKey: .certDir)

@@ -104,6 +104,15 @@ extension RuntimeServiceHandler: EncodedListResponses {
         return ReopenContainerLogResponse()
     }
 
+    /// v1 only (runtime.v1alpha2 has no such method): a CRIU dump into an archive; the
+    /// container runs on.
+    public func checkpointContainer(_ request: CheckpointContainerRequest, context: CallContext) async throws -> CheckpointContainerResponse {
+        guard context.apiVersion == .v1 else { throw CRIError.unimplemented(context.method) }
+        try await runtime().checkpointContainer(try Self.required(request.containerId, "container id"), location: request.location,
+                                                timeout: request.timeout)
+        return CheckpointContainerResponse()
+    }
+
     public func execSync(_ request: ExecSyncRequest, context: CallContext) async throws -> ExecSyncResponse {
         let result = try await runtime().execSync(try Self.required(request.containerId, "container id"), command: request.cmd, timeout: request.timeout)
         return ExecSyncResponse(stdout: result.stdout, stderr: result.stderr, exitCode: result.exitCode)

@@ -249,6 +249,9 @@ struct ConfigFlags: ParsableArguments {
     @Option(name: .customLong("pod-logs-dir"), help: "Where pod log directories go. Default: /var/log/pods.")
     var podLogsDir: String?
 
+    @Option(name: .customLong("criu-path"), help: "The criu binary CheckpointContainer uses. Default: /usr/local/sbin/criu, else criu on PATH.")
+    var criuPath: String?
+
     @Option(name: .customLong("shutdown-grace-period"), help: "How long CRI calls in flight may run after SIGTERM (Go duration). Default: 10s.")
     var shutdownGracePeriod: String?
 
@@ -291,6 +294,7 @@ struct ConfigFlags: ParsableArguments {
         if let podManifestPath { configuration.staticPodPath = podManifestPath }
         if let maxPods { configuration.maxPods = maxPods }
         if let podLogsDir { configuration.podLogsDir = podLogsDir }
+        if let criuPath { configuration.criuPath = criuPath }
         do {
             if let nodeLabels { configuration.nodeLabels = try FlagLists.keyValues(nodeLabels, flag: "--node-labels", separator: "=") }
             if let kubeReserved { configuration.kubeReserved = try FlagLists.keyValues(kubeReserved, flag: "--kube-reserved", separator: "=") }

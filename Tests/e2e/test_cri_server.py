@@ -13,9 +13,9 @@ IMPLEMENTED = {"Version", "Status", "RuntimeConfig", "UpdateRuntimeConfig", "Get
 NEED_ARGUMENTS = {"ImageStatus", "RemoveImage", "PullImage", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox",
                   "PodSandboxStatus", "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer",
                   "ContainerStatus", "UpdateContainerResources", "ReopenContainerLog", "ExecSync", "ContainerStats",
-                  "PodSandboxStats", "Exec", "Attach", "PortForward"}
+                  "PodSandboxStats", "Exec", "Attach", "PortForward", "CheckpointContainer"}
 # What swiftlet does not implement; the README's support table lists the same.
-UNIMPLEMENTED = {"CheckpointContainer"}
+UNIMPLEMENTED = set()
 
 
 def methods(module):

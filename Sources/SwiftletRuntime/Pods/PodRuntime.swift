@@ -36,6 +36,8 @@ public final class PodRuntime: Sendable {
     let cgroupDriver: SwiftletConfig.CgroupDriver
     /// The pod CIDRs UpdateRuntimeConfig set (for CNI configs that ask for `ipRanges`).
     let podCIDRs: @Sendable () -> [String]
+    /// The configured criu binary (CheckpointContainer); nil: the default place, then PATH.
+    let criuPath: String?
 
     struct State: Sendable {
         private(set) var sandboxes: [String: SandboxRecord] = [:]
@@ -217,6 +219,7 @@ public final class PodRuntime: Sendable {
         self.events = events
         self.podCIDRs = podCIDRs
         self.logger = logger
+        self.criuPath = configuration.criuPath
     }
 
     /// The containerizer label naming the pod sandbox a container belongs to (CRI
