@@ -267,3 +267,17 @@ def test_checkpoint_with_a_failing_criu_reports_its_log(runtime_name, cri, test_
         assert not (tmp_path / "x.tar").exists()
     finally:
         swiftlet.cleanup()
+
+
+def test_a_container_in_a_user_namespace_is_refused_clearly(swiftlet, cri, tmp_path):
+    """A pod with its own user namespace (hostUsers: false): CRIU cannot dump it (its mount and
+    PID namespaces are the host's), and the call says so; the container runs on."""
+    from test_user_namespaces import container_security, userns_pod
+    pod_id, config = swiftlet.run_pod(userns_pod(swiftlet, cri))
+    container = swiftlet.sleeper(pod_id, config, security=container_security(cri, config))
+    with pytest.raises(grpc.RpcError) as error:
+        checkpoint(swiftlet, container, tmp_path / "mapped.tar")
+    assert error.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "user namespace" in error.value.details()
+    assert not (tmp_path / "mapped.tar").exists()
+    assert swiftlet.status(container).state == cri.v1.CONTAINER_RUNNING

@@ -39,6 +39,12 @@ extension PodRuntime {
         guard containerizer.info(id: id)?.state == .running else {
             throw CRIError(.failedPrecondition, "container \(id) is not running")
         }
+        guard record.launch.userNamespace == nil else {
+            // CRIU dumps a user namespace only with every other namespace of the task inside it;
+            // a container's mount and PID namespaces are made with the host's privileges.
+            throw CRIError(.failedPrecondition,
+                           "cannot checkpoint container \(id): it runs in its pod's user namespace, and CRIU dumps one only when the container's mount and PID namespaces belong to it (here they are the host's)")
+        }
         guard let criu = CRIU.locate(configured: criuPath) else {
             let looked = criuPath.map { "\($0) is not executable" } ?? "not at \(CRIU.defaultPath) nor on PATH"
             throw CRIError(.failedPrecondition, "cannot checkpoint container \(id): criu is not installed (\(looked)); hack/install-criu.sh installs it")
