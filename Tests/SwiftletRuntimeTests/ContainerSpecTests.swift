@@ -54,16 +54,16 @@ struct ContainerSpecTests {
         #expect(launch.env == ["PATH=/bin", "A=1", "B=config", "C=3", "HOSTNAME=podhost", "HOME=/home/app"])
     }
 
-    @Test("users: names from the image's passwd, groups from its group file plus supplemental groups")
+    @Test("users: names from the image's passwd, groups from its group file plus supplemental groups (the primary group first, as containerd)")
     func users() throws {
         var launch = try spec(CRI.ContainerConfig(command: ["x"]), image: #"{"User":"app"}"#).build()
-        #expect(launch.user == .init(uid: 1000, gid: 1001, additionalGids: [10, 29]))
+        #expect(launch.user == .init(uid: 1000, gid: 1001, additionalGids: [1001, 10, 29]))
         var security = LinuxContainerSecurityContext(runAsUser: Int64Value(value: 1234), runAsGroup: Int64Value(value: 5), supplementalGroups: [7])
         launch = try spec(CRI.ContainerConfig(command: ["x"], linux: LinuxContainerConfig(securityContext: security)), image: #"{"User":"app"}"#).build()
-        #expect(launch.user == .init(uid: 1234, gid: 5, additionalGids: [7]))
+        #expect(launch.user == .init(uid: 1234, gid: 5, additionalGids: [5, 7]))
         security = LinuxContainerSecurityContext(supplementalGroups: [7], supplementalGroupsPolicy: .strict)
         launch = try spec(CRI.ContainerConfig(command: ["x"], linux: LinuxContainerConfig(securityContext: security)), image: #"{"User":"app"}"#).build()
-        #expect(launch.user == .init(uid: 1000, gid: 1001, additionalGids: [7]))
+        #expect(launch.user == .init(uid: 1000, gid: 1001, additionalGids: [1001, 7]))
         launch = try spec(CRI.ContainerConfig(command: ["x"]), image: #"{"User":"1000:audio"}"#).build()
         #expect(launch.user.uid == 1000 && launch.user.gid == 29)
         security = LinuxContainerSecurityContext(runAsUsername: "nobody")

@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from runtimes import ENTRYPOINT
+from runtimes import ENTRYPOINT, wait_for
 
 # The CRI's (containerd's and Docker's) default set: CHOWN DAC_OVERRIDE FOWNER FSETID KILL
 # SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP.
@@ -226,3 +226,25 @@ def test_seccomp_localhost_profile(runtime, cri, pod):
     out, err, code = runtime.exec(container, ["mkdir", "/tmp/denied"])
     assert code != 0 and "Operation not permitted" in err
     runtime.sh(container, "touch /tmp/allowed")
+
+
+@pytest.mark.xfail_runtime("containerd", reason="containerd 1.6 predates SupplementalGroupsPolicy and ContainerStatus.user")
+@pytest.mark.parametrize("policy", ["Merge", "Strict"])
+def test_supplemental_groups_policy(runtime, cri, pod, policy):
+    """critest "SupplementalGroupsPolicy": Merge (the default) adds the groups the image's
+    /etc/group gives the user (app, 1000, is in extra, 2000); Strict only the config's. The
+    status reports the first process's identity, its primary group among its groups."""
+    v1 = cri.v1
+    assert runtime.rs.Status(v1.StatusRequest()).features.supplemental_groups_policy
+    pod_id, config = pod
+    fields = dict(run_as_user=v1.Int64Value(value=1000), supplemental_groups=[1234])
+    if policy == "Strict":
+        fields["supplemental_groups_policy"] = v1.SupplementalGroupsPolicy.Value("Strict")
+    container = runtime.run_container(pod_id, config, command=["sh", "-c", "id -G; exec sleep 100000"],
+                                      security=security(cri, **fields))
+    expected = [1000, 1234, 2000] if policy == "Merge" else [1000, 1234]
+    user = runtime.status(container).user.linux
+    assert (user.uid, user.gid, sorted(user.supplemental_groups)) == (1000, 1000, expected)
+    line = " ".join(str(group) for group in expected)
+    wait_for(lambda: line in runtime.container_log(container).read_text(), message="the container's id -G")
+    assert runtime.sh(container, "id -G") == line

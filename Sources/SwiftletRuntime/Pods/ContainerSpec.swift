@@ -189,7 +189,9 @@ struct ContainerSpec {
             guard group.value >= 0, group.value <= Int64(UInt32.max) else { throw CRIError.invalidArgument("run_as_group \(group.value) is out of range") }
             gid = UInt32(group.value)
         }
-        var additional: [UInt32] = []
+        // As containerd: the primary group is a supplementary group too (what the status
+        // reports as the process's groups, and what `Groups:` shows).
+        var additional: [UInt32] = [gid ?? 0]
         // Merge (the default) adds the groups the image's /etc/group gives the user; Strict
         // keeps only the ones the config names.
         if let userName, security.supplementalGroupsPolicy != .strict {
