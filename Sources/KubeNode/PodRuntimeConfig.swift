@@ -226,6 +226,7 @@ struct PodRuntimeConfig: Sendable {
         if let group = context?.runAsGroup ?? podContext?.runAsGroup { security.runAsGroup = Int64Value(value: group) }
         security.readonlyRootfs = context?.readOnlyRootFilesystem ?? false
         security.supplementalGroups = (podContext?.supplementalGroups ?? []) + (podContext?.fsGroup.map { [$0] } ?? [])
+        if podContext?.supplementalGroupsPolicy == "Strict" { security.supplementalGroupsPolicy = .strict }
         security.noNewPrivs = context?.allowPrivilegeEscalation == false && !(context?.privileged ?? false)
         if !security.privileged && context?.procMount != "Unmasked" {
             security.maskedPaths = Self.defaultMaskedPaths

@@ -272,6 +272,7 @@ import Testing
         #expect(security.runAsGroup?.value == 3000)  // the pod's
         #expect(security.readonlyRootfs && security.noNewPrivs)
         #expect(Set(security.supplementalGroups) == [2000, 4000])
+        #expect(security.supplementalGroupsPolicy == .merge)
         #expect(security.seccomp == SecurityProfile(profileType: .unconfined))
         #expect(security.maskedPaths == PodRuntimeConfig.defaultMaskedPaths)
         #expect(security.readonlyPaths == PodRuntimeConfig.defaultReadonlyPaths)
@@ -284,6 +285,12 @@ import Testing
         #expect(plain.seccomp == SecurityProfile(profileType: .runtimedefault))
         #expect(!plain.noNewPrivs && !plain.readonlyRootfs && plain.runAsUser == nil && plain.capabilities == nil)
         #expect(plain.maskedPaths == PodRuntimeConfig.defaultMaskedPaths)
+
+        // supplementalGroupsPolicy Strict reaches the runtime.
+        let strict = try #require(containerConfig(makePod(containers: [makeContainer()]) {
+            $0.securityContext = PodSecurityContext(supplementalGroupsPolicy: "Strict")
+        }).linux?.securityContext)
+        #expect(strict.supplementalGroupsPolicy == .strict)
 
         // procMount Unmasked: no masked or read-only paths.
         var unmasked = makeContainer()
