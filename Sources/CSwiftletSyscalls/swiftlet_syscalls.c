@@ -8,12 +8,15 @@
 
 #include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 int swl_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 int swl_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int swl_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
 
 int swl_reap_pidfd(int pidfd) {
   siginfo_t info;

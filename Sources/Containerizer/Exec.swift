@@ -1,5 +1,6 @@
 import CSwiftletSyscalls
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -50,6 +51,37 @@ public struct ExecResult: Sendable, Equatable {
     public var exitCode: Int32
     /// The timeout passed and the process was killed.
     public var timedOut: Bool
+    /// The call was cancelled and the process was killed.
+    public var cancelled: Bool = false
+}
+
+/// Stops an ``Containerizer/execSync(id:args:timeout:outputLimit:cancellation:)`` from any
+/// thread: its process is killed (not the container) and the call returns what it read. An
+/// eventfd wakes the waiting call at once.
+public final class ExecCancellation: Sendable {
+    private let descriptor: Int32
+    private let cancelled = Atomic<Bool>(false)
+
+    public init() {
+        descriptor = swl_eventfd()
+    }
+
+    deinit {
+        if descriptor >= 0 { close(descriptor) }
+    }
+
+    /// Kills the exec's process; idempotent.
+    public func cancel() {
+        guard !cancelled.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        var one: UInt64 = 1
+        if descriptor >= 0 { _ = write(descriptor, &one, 8) }
+    }
+
+    /// Whether ``cancel()`` was called.
+    public var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
+
+    /// Readable once cancelled (-1 if no eventfd could be made: then only polled).
+    var wakeDescriptor: Int32 { descriptor }
 }
 
 extension Containerizer {
@@ -101,8 +133,10 @@ extension Containerizer {
 
     /// Runs `args` in the container and collects its output (at most `outputLimit` bytes of
     /// each stream; the rest is read and dropped). Blocks: call it off the async executors.
-    /// A timeout kills the process, not the container.
-    public func execSync(id: String, args: [String], timeout: Duration?, outputLimit: Int = 16 << 20) throws(ContainerizerError) -> ExecResult {
+    /// A timeout kills the process, not the container; so does `cancellation` (the result then
+    /// has `cancelled` set).
+    public func execSync(id: String, args: [String], timeout: Duration?, outputLimit: Int = 16 << 20,
+                         cancellation: ExecCancellation? = nil) throws(ContainerizerError) -> ExecResult {
         var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
         guard swl_pipe_cloexec(&outPipe) == 0 else { throw ContainerizerError(.launch(stage: "exec"), context: id, errno: errno, detail: "pipe") }
         guard swl_pipe_cloexec(&errPipe) == 0 else {
@@ -122,6 +156,7 @@ extension Containerizer {
         var output: [[UInt8]] = [[], []]
         var open = [true, true]
         var timedOut = false
+        var cancelled = false
         var deadline = timespec()
         clock_gettime(CLOCK_MONOTONIC, &deadline)
         let limitMs: Int64? = timeout.map { Int64($0.components.seconds) * 1000 + Int64($0.components.attoseconds / 1_000_000_000_000_000) }
@@ -141,6 +176,10 @@ extension Containerizer {
                     wait = min(wait, limitMs - (nowMs - startMs))
                 }
             }
+            if let cancellation, cancellation.isCancelled, !cancelled {
+                cancelled = true
+                session.kill()
+            }
             // Once the process ended, what it left running may hold the pipes: drain briefly.
             if let exitedAtMs {
                 if nowMs - exitedAtMs > 500 { break }
@@ -148,8 +187,9 @@ extension Containerizer {
             }
             var fds = [pollfd(fd: open[0] ? outPipe[0] : -1, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: open[1] ? errPipe[0] : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: exitedAtMs == nil ? session.exitDescriptor : -1, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, 3, Int32(max(0, wait)))
+                       pollfd(fd: exitedAtMs == nil ? session.exitDescriptor : -1, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: cancelled ? -1 : cancellation?.wakeDescriptor ?? -1, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&fds, 4, Int32(max(0, wait)))
             if ready < 0 && errno != EINTR { break }
             for index in 0..<2 where open[index] && fds[index].revents != 0 {
                 let count = chunk.withUnsafeMutableBytes { read(index == 0 ? outPipe[0] : errPipe[0], $0.baseAddress, $0.count) }
@@ -163,6 +203,6 @@ extension Containerizer {
             if fds[2].revents != 0 { exitedAtMs = nowMs }
         }
         let code = session.waitBlocking()
-        return ExecResult(stdout: output[0], stderr: output[1], exitCode: code, timedOut: timedOut)
+        return ExecResult(stdout: output[0], stderr: output[1], exitCode: code, timedOut: timedOut, cancelled: cancelled)
     }
 }

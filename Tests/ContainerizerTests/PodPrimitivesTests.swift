@@ -43,6 +43,27 @@ struct PodPrimitivesTests {
         #expect(after.exitCode == 0)
     }
 
+    @Test("a cancelled exec is killed at once; the container goes on")
+    func execCancelled() async throws {
+        let test = try TestContainerizer()
+        defer { test.finish() }
+        try test.containerizer.launch(id: "busy", config: test.config("sleep 30"))
+        let cancellation = ExecCancellation()
+        let containerizer = test.containerizer
+        async let result = Task.detached {
+            try containerizer.execSync(id: "busy", args: ["sh", "-c", "echo started; sleep 20"], timeout: nil, cancellation: cancellation)
+        }.value
+        try await Task.sleep(for: .milliseconds(300))
+        cancellation.cancel()
+        cancellation.cancel()  // idempotent
+        let output = try await result
+        #expect(output.cancelled && !output.timedOut)
+        #expect(output.exitCode == 137, "killed, not waited out")
+        #expect(test.containerizer.info(id: "busy")?.state == .running)
+        let ps = try test.containerizer.execSync(id: "busy", args: ["ps", "-o", "args"], timeout: .seconds(10))
+        #expect(!String(decoding: ps.stdout, as: UTF8.self).contains("sleep 20"), "the exec's process is gone")
+    }
+
     @Test("exec in an unknown or exited container fails with a clear error")
     func execRefused() async throws {
         let test = try TestContainerizer()

@@ -65,6 +65,17 @@ def test_timeout_kills_the_exec_process_not_the_container(runtime, cri, sleeper)
     assert runtime.exec(sleeper, ["echo", "still here"]) == ("still here\n", "", 0)
 
 
+def test_a_cancelled_call_kills_the_exec_process(runtime, cri, sleeper):
+    """The client gives up (its deadline passes before the exec's own timeout): the process the
+    call started is killed, not left running in the container."""
+    with pytest.raises(grpc.RpcError) as gone:
+        runtime.rs.ExecSync(cri.v1.ExecSyncRequest(container_id=sleeper, cmd=["sleep", "4343"], timeout=0), timeout=1)
+    assert gone.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    wait_for(lambda: "4343" not in runtime.sh(sleeper, "ps -o args | grep -v grep"), timeout=30,
+             message="the abandoned exec process to be killed")
+    assert runtime.status(sleeper).state == cri.v1.CONTAINER_RUNNING
+
+
 def test_missing_executable_fails(runtime, cri, sleeper):
     try:
         out, err, code = runtime.exec(sleeper, ["/bin/no-such-binary"])

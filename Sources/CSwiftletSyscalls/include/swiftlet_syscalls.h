@@ -13,6 +13,9 @@ int swl_pidfd_open(pid_t pid);
    child of this process. */
 int swl_reap_pidfd(int pidfd);
 
+/* An eventfd (close-on-exec, non-blocking) starting at 0; -1 and errno. */
+int swl_eventfd(void);
+
 /* pipe2(2) with O_CLOEXEC; -1 and errno. */
 int swl_pipe_cloexec(int fds[2]);
 

@@ -343,11 +343,20 @@ extension PodRuntime {
         }
         let containerizer = self.containerizer
         let limit: Duration? = timeout > 0 ? .seconds(timeout) : nil
-        let result = await Offload.run { Result { () throws(ContainerizerError) -> ExecResult in
-            try containerizer.execSync(id: id, args: command, timeout: limit)
-        } }
+        // A cancelled call (the client went away, the agent shuts down) kills the process.
+        let cancellation = ExecCancellation()
+        let result = await withTaskCancellationHandler {
+            await Offload.run { Result { () throws(ContainerizerError) -> ExecResult in
+                try containerizer.execSync(id: id, args: command, timeout: limit, cancellation: cancellation)
+            } }
+        } onCancel: {
+            cancellation.cancel()
+        }
         switch result {
         case .success(let output):
+            if output.cancelled {
+                throw CRIError(.cancelled, "command \(command) in container \(id) was cancelled and killed")
+            }
             if output.timedOut {
                 throw CRIError(.deadlineExceeded, "command \(command) in container \(id) timed out after \(timeout)s")
             }
