@@ -150,6 +150,11 @@ public final class Containerizer: Sendable {
             if !config.privileged, let v1 = cgroup as? CgroupV1 {
                 for device in config.devices ?? [] { try v1.allowDevice(try Self.deviceRule(device)) }
             }
+            if !config.privileged, let v2 = cgroup as? CgroupV2 {
+                var rules = DeviceRules.defaultAllowed
+                for device in config.devices ?? [] { rules.append(try Self.deviceRule(device)) }
+                try v2.restrictDevices(to: rules)
+            }
             var spec = try baseSpec(id: id, config: config, checkpoint: checkpoint, cgroup: cgroup)
             for isolator in isolators { try isolator.prepare(context, into: &spec) }
             try checkpoint.write("launch.spec", spec.text)
@@ -270,12 +275,7 @@ public final class Containerizer: Sendable {
     /// processes (its first, and every exec) run with.
     func addSecurity(_ config: ContainerConfig, to spec: inout LaunchSpec) throws(ContainerizerError) {
         // Nothing beyond what this process holds can be granted (capset would fail).
-        var capabilities = Capabilities(mask: (config.privileged ? Capabilities.all : config.capabilities).mask & Capabilities.grantable.mask)
-        if cgroupVersion == .v2 && !config.privileged {
-            // No device controller on v2 yet (it needs a BPF program): a container that could
-            // mknod could open host block devices, so it cannot mknod. Fail closed.
-            capabilities = try capabilities.adding([], dropping: ["CAP_MKNOD"])
-        }
+        let capabilities = Capabilities(mask: (config.privileged ? Capabilities.all : config.capabilities).mask & Capabilities.grantable.mask)
         spec.add("caps", String(capabilities.mask, radix: 16))
         if config.noNewPrivileges { spec.add("no_new_privs", "1") }
         if !config.privileged, let filter = try config.seccomp.filter(capabilities: capabilities) {

@@ -56,6 +56,49 @@ struct CgroupV2Tests {
         #expect(!FileManager.default.fileExists(atPath: cgroup.path))
     }
 
+    @Test("on the real cgroup2 mount: the BPF device filter allows the listed devices and refuses the others",
+          arguments: [false, true])
+    func deviceFilter(allowKmsg: Bool) throws {
+        let layout = CgroupLayout.current()
+        guard let mount = layout.v2Mount else {
+            Issue.record("no cgroup2 hierarchy is mounted on this machine")
+            return
+        }
+        let root = "swiftlet-test-v2dev-\(getpid())-\(allowKmsg)"
+        let cgroup = CgroupV2(mount: mount, root: root, id: "c1", available: layout.v2Controllers)
+        let tree = try TemporaryTree(prefix: "swiftlet-v2dev")
+        defer {
+            try? cgroup.killAll()
+            try? cgroup.destroy()
+            rmdir("\(mount)/\(root)")
+        }
+        try cgroup.create()
+        try cgroup.restrictDevices(to: DeviceRules.defaultAllowed + (allowKmsg ? ["c 1:11 r"] : []))
+        // The shell moves itself in, then tries: write /dev/null, read /dev/zero (allowed), read
+        // /dev/kmsg (c 1:11, allowed only when listed), mknod (allowed: m on every char device).
+        let output = tree.path + "/out"
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/sh")
+        child.arguments = ["-c", """
+            echo $$ > \(cgroup.path)/cgroup.procs || exit 9
+            { echo x > /dev/null && echo null-ok; head -c 1 /dev/zero | wc -c; \
+              dd if=/dev/kmsg of=/dev/null count=0 2>/dev/null && echo kmsg-ok || echo kmsg-denied; \
+              mknod \(tree.path)/node c 1 11 && echo mknod-ok; } > \(output) 2>&1
+            """]
+        try child.run()
+        child.waitUntilExit()
+        #expect(child.terminationStatus == 0)
+        let lines = readFile(output).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(lines == ["null-ok", "1", allowKmsg ? "kmsg-ok" : "kmsg-denied", "mknod-ok"])
+        // Outside the cgroup nothing changed.
+        #expect(FileManager.default.isReadableFile(atPath: "/dev/kmsg"))
+    }
+
+    @Test("a device rule that is not the devices cgroup's syntax is refused", arguments: ["x 1:3 rwm", "c 1 rwm", "c 1:3 q", "c a:b r", "c 1:3"])
+    func badDeviceRule(_ rule: String) {
+        #expect(throws: ContainerizerError.self) { _ = try DeviceRules.parse(rule) }
+    }
+
     @Test("on a file tree laid out like cgroup v2: cpu.max, cpu.weight, memory.max, swap off, pids.max, usage")
     func fileTree() throws {
         let tree = try TemporaryTree()

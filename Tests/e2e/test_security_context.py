@@ -38,10 +38,6 @@ def host_bounding_set():
             return int(line.split()[1], 16)
 
 
-def v1_devices_cgroup():
-    return pathlib.Path("/sys/fs/cgroup/devices/devices.list").exists()
-
-
 def security(cri, **fields):
     return cri.v1.LinuxContainerSecurityContext(**fields)
 
@@ -94,7 +90,7 @@ def test_default_capabilities(runtime, cri, pod):
     pod_id, config = pod
     container = runtime.sleeper(pod_id, config)
     status = proc_status(runtime, container)
-    expected = DEFAULT_CAPS if v1_devices_cgroup() else DEFAULT_CAPS & ~(1 << CAP["MKNOD"])
+    expected = DEFAULT_CAPS
     assert caps(status) == expected, hex(caps(status))
     assert caps(status, "CapBnd") == expected
     assert caps(status, "CapPrm") == expected

@@ -33,4 +33,17 @@ int swl_mount_idmapped_overlay(const char *const *lowers, size_t nlowers, const 
                                const char *userns_path, unsigned int uid, unsigned int gid,
                                char *message, size_t message_length);
 
+/* One device rule of a cgroup v2 device filter: type 'a' (any), 'b' or 'c'; major and minor,
+   -1 for any; access bits 1 mknod, 2 read, 4 write (BPF_DEVCG_ACC_*). */
+struct swl_device_rule {
+  char type;
+  long long major, minor;
+  unsigned int access;
+};
+
+/* Attaches to the cgroup v2 directory cgroup_fd a BPF device program allowing exactly
+   rules (anything else is refused with EPERM). The program lives as long as the cgroup.
+   Returns 0, or -1 with errno and a message (the verifier's log when it refused). */
+int swl_attach_device_filter(int cgroup_fd, const struct swl_device_rule *rules, size_t count, char *message, size_t message_length);
+
 #endif

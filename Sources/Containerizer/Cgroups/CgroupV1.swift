@@ -10,13 +10,6 @@ public struct CgroupV1: ContainerCgroup {
     /// The controllers a container cgroup uses on v1, where mounted.
     public static let controllers = ["cpu", "cpuacct", "memory", "pids", "cpuset", "hugetlb", "freezer", "devices"]
 
-    /// The devices a container may use (runc's default allow-list): the standard nodes, ptys,
-    /// and mknod of anything (creating a node is not opening it).
-    static let allowedDevices = [
-        "c *:* m", "b *:* m", "c 1:3 rwm", "c 1:5 rwm", "c 1:7 rwm", "c 1:8 rwm", "c 1:9 rwm",
-        "c 5:0 rwm", "c 5:1 rwm", "c 5:2 rwm", "c 136:* rwm", "c 10:200 rwm",
-    ]
-
     /// Controller name -> its hierarchy's mount point.
     public let mounts: [String: String]
 
@@ -57,7 +50,7 @@ public struct CgroupV1: ContainerCgroup {
         }
         if let devices = paths["devices"] {
             try CgroupFiles.write(devices, "devices.deny", "a")
-            for rule in Self.allowedDevices { try CgroupFiles.write(devices, "devices.allow", rule) }
+            for rule in DeviceRules.defaultAllowed { try CgroupFiles.write(devices, "devices.allow", rule) }
         }
     }
 

@@ -1,3 +1,4 @@
+import CSwiftletSyscalls
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,6 +34,23 @@ public struct CgroupV2: ContainerCgroup {
             }
             current += "/" + part
             if mkdir(current, 0o755) != 0 && errno != EEXIST { throw .cgroup(current, "mkdir") }
+        }
+    }
+
+    /// Lets the container's processes use exactly the devices `rules` allow (devices-cgroup
+    /// syntax) and refuses every other with EPERM: a BPF device program attached to its
+    /// directory, as runc and crun do (v2 has no devices controller). It goes with the cgroup.
+    public func restrictDevices(to rules: [String]) throws(ContainerizerError) {
+        var parsed: [swl_device_rule] = []
+        for rule in rules { parsed.append(try DeviceRules.parse(rule)) }
+        let directory = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard directory >= 0 else { throw .cgroup(path, "open") }
+        defer { close(directory) }
+        var message = [CChar](repeating: 0, count: 512)
+        guard swl_attach_device_filter(directory, parsed, parsed.count, &message, message.count) == 0 else {
+            let code = errno
+            throw ContainerizerError(.cgroup, context: path, errno: code,
+                                     detail: String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
         }
     }
 
