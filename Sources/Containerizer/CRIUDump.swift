@@ -328,27 +328,8 @@ extension Containerizer {
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count > 4, let id = Int(fields[0]) else { return nil }
-            return MountEntry(id: id, mountpoint: unescapeMountField(String(fields[4])))
+            return MountEntry(id: id, mountpoint: CgroupLayout.unescapeMountPath(String(fields[4])))
         }
-    }
-
-    /// Undoes mountinfo's octal escapes (`\040` for a space, …).
-    static func unescapeMountField(_ field: String) -> String {
-        guard field.contains("\\") else { return field }
-        var bytes: [UInt8] = []
-        let utf8 = Array(field.utf8)
-        var index = 0
-        while index < utf8.count {
-            if utf8[index] == UInt8(ascii: "\\"), index + 3 < utf8.count,
-               let value = UInt8(String(decoding: utf8[(index + 1)...(index + 3)], as: UTF8.self), radix: 8) {
-                bytes.append(value)
-                index += 4
-            } else {
-                bytes.append(utf8[index])
-                index += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     static func namespaceInode(pid: Int32, _ kind: String) -> UInt64? {

@@ -77,9 +77,9 @@ struct CRIUDumpTests {
 
     @Test("mountinfo escapes are undone")
     func unescape() {
-        #expect(Containerizer.unescapeMountField("/a\\040b\\011c") == "/a b\tc")
-        #expect(Containerizer.unescapeMountField("/plain") == "/plain")
-        #expect(Containerizer.unescapeMountField("/end\\04") == "/end\\04")
+        #expect(CgroupLayout.unescapeMountPath("/a\\040b\\011c") == "/a b\tc")
+        #expect(CgroupLayout.unescapeMountPath("/plain") == "/plain")
+        #expect(CgroupLayout.unescapeMountPath("/end\\04") == "/end\\04")
     }
 
     private func waitFor(_ condition: () -> Bool) async throws {
