@@ -424,12 +424,16 @@ static void act_on_files_as(unsigned int uid, unsigned int gid) {
   if ((unsigned int)setfsuid((uid_t)-1) != uid || (unsigned int)setfsgid((gid_t)-1) != gid) {
     die("user", EPERM, "cannot act on files as %u:%u", uid, gid);
   }
+  if (raise_effective_capabilities() != 0) die("capabilities", errno, "raise the effective set: %s", strerror(errno));
+}
+
+int raise_effective_capabilities(void) {
   struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
   struct __user_cap_data_struct data[2];
-  if (syscall(SYS_capget, &header, data) != 0) die("capabilities", errno, "capget: %s", strerror(errno));
+  if (syscall(SYS_capget, &header, data) != 0) return -1;
   data[0].effective = data[0].permitted;
   data[1].effective = data[1].permitted;
-  if (syscall(SYS_capset, &header, data) != 0) die("capabilities", errno, "capset: %s", strerror(errno));
+  return (int)syscall(SYS_capset, &header, data);
 }
 
 /* Enters the container's user namespace (every capability in it, none outside) as its root,

@@ -9,4 +9,8 @@
 void container_main(const struct spec *spec, int sync_fd, int err_fd, int stdio[3], int console_socket)
     __attribute__((noreturn));
 
+/* Makes every permitted capability effective again (an euid or fsuid change away from 0
+   cleared some); 0, or -1 with errno. */
+int raise_effective_capabilities(void);
+
 #endif

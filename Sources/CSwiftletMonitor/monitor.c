@@ -34,7 +34,6 @@
 #include <sys/un.h>
 #include <stddef.h>
 #include <sys/ioctl.h>
-#include <linux/capability.h>
 #include <sys/mount.h>
 #include <net/if.h>
 #include <sys/wait.h>
@@ -534,16 +533,6 @@ static int loopback_up(void) {
   close(sock);
   errno = saved;
   return result;
-}
-
-/* Makes every permitted capability effective again (after an euid change cleared them). */
-static int raise_effective_capabilities(void) {
-  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
-  struct __user_cap_data_struct data[2];
-  if (syscall(SYS_capget, &header, data) != 0) return -1;
-  data[0].effective = data[0].permitted;
-  data[1].effective = data[1].permitted;
-  return (int)syscall(SYS_capset, &header, data);
 }
 
 /* Writes the maps of the user namespace of pid ("uid_map" or "gid_map"), in one write. */
