@@ -142,7 +142,7 @@ public final class RuntimeServiceHandler: RuntimeService {
         }
         let cidrs = podCIDR
         return [
-            "config": json(configuration),
+            "config": configJSON(json(configuration)),
             "runtimeConfig": json(VerboseRuntimeConfig(podCIDRs: cidrs, cgroupDriver: configuration.cgroupDriver.rawValue)),
             "cniconfig": json(VerboseCNIConfig(confDir: configuration.cniConfDir, binDirs: configuration.cniBinDirs,
                                                networks: report.cni.networks, errors: report.cni.errors, podCIDRs: cidrs)),
@@ -150,6 +150,18 @@ public final class RuntimeServiceHandler: RuntimeService {
             "cgroups": json(report.cgroups),
             "version": json(["runtimeName": BuildInfo.runtimeName, "runtimeVersion": BuildInfo.version]),
         ]
+    }
+}
+
+extension RuntimeServiceHandler {
+    /// The configuration's JSON with containerd's `rootDir` and `stateDir` added: critest (and
+    /// other tools written against containerd) find the runtime's directories by those names.
+    func configJSON(_ encoded: String) -> String {
+        guard var object = (try? JSONSerialization.jsonObject(with: Data(encoded.utf8))) as? [String: Any] else { return encoded }
+        object["rootDir"] = configuration.root
+        object["stateDir"] = configuration.state
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return encoded }
+        return String(decoding: data, as: UTF8.self)
     }
 }
 

@@ -46,6 +46,8 @@ def test_verbose_status_info_is_json(agent, cri):
     parsed = {key: json.loads(value) for key, value in info.items()}
     assert parsed["config"]["criSocket"] == str(agent.socket)
     assert parsed["config"]["state"] == str(agent.state)
+    # containerd's names too: critest finds the runtime's directories by them.
+    assert parsed["config"]["stateDir"] == str(agent.state) and parsed["config"]["rootDir"] == str(agent.root)
     assert parsed["cniconfig"]["confDir"] == str(agent.cni_conf)
     assert "memory" in parsed["cgroups"]["v1"] or "memory" in parsed["cgroups"]["v2Controllers"]
     assert not stub.Status(cri.v1.StatusRequest()).info  # only when asked
