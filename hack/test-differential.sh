@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The pod and container end-to-end tests (Tests/e2e/test_{pod_sandbox,cri_containers,
-# security_context,pod_network,idempotence,multi_container,exec_sync,stats,streaming}.py) against
+# security_context,pod_network,idempotence,multi_container,exec_sync,stats,streaming,pod_lifecycle,
+# user_namespaces,checkpoint}.py) against
 # Debian's containerd 1.6 + runc instead of swiftlet: a differential check of the tests
 # themselves. A test containerd fails is suspect, unless it is marked
 # `xfail_runtime("containerd", reason=...)` (a strict xfail: verified to fail there).
@@ -41,7 +42,8 @@ fi
 
 tests=(Tests/e2e/test_pod_sandbox.py Tests/e2e/test_cri_containers.py Tests/e2e/test_security_context.py
        Tests/e2e/test_pod_network.py Tests/e2e/test_idempotence.py Tests/e2e/test_multi_container.py
-       Tests/e2e/test_exec_sync.py Tests/e2e/test_stats.py Tests/e2e/test_streaming.py Tests/e2e/test_pod_lifecycle.py)
+       Tests/e2e/test_exec_sync.py Tests/e2e/test_stats.py Tests/e2e/test_streaming.py Tests/e2e/test_pod_lifecycle.py
+       Tests/e2e/test_user_namespaces.py Tests/e2e/test_checkpoint.py)
 echo "=== $(containerd --version | cut -d' ' -f1,3); $(runc --version | head -1); ${runtime_arg}"
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT

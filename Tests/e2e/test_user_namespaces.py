@@ -204,6 +204,7 @@ def test_the_pods_namespaces_are_set_up_in_it(runtime, cri):
     assert "sleep 99999" in runtime.sh(container, "ps -o args"), "the pod's containers share its PID namespace"
     pid = runtime.host_pid(container)
     user = os.readlink(f"/proc/{pid}/ns/user")
+    assert user != os.readlink("/proc/self/ns/user"), "the pod has a user namespace of its own"
     # The pod's network namespace is owned by its user namespace (NS_GET_USERNS = 0xb701).
     import fcntl
     with open(f"/proc/{pid}/ns/net") as net:
@@ -219,6 +220,7 @@ def test_the_pods_namespaces_are_set_up_in_it(runtime, cri):
 def test_a_read_only_root_and_a_tty_work_in_it(runtime, cri):
     pod_id, config = runtime.run_pod(userns_pod(runtime, cri))
     container = runtime.sleeper(pod_id, config, tty=True, security=container_security(cri, config, readonly_rootfs=True))
+    assert runtime.sh(container, "cat /proc/self/uid_map").split()[:2] == ["0", str(HOST_ID)]
     _, _, code = runtime.exec(container, ["touch", "/nope"])
     assert code != 0, "the root filesystem is read-only"
     # The container's terminal and its /dev belong to its root.
