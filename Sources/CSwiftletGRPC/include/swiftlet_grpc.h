@@ -83,6 +83,10 @@ typedef void (*swg_log_fn)(int severity, const char *file, int line, const char 
 /* Routes the gRPC core's own log lines to fn (process-wide; call before any server). */
 void swg_set_log_function(swg_log_fn fn);
 
+/* Turns off abseil's debug-only lock checking (deadlock detection) in the gRPC core's locks,
+   process-wide; swg_server_create calls it. See swiftlet_absl.cc. */
+void swg_disable_lock_debugging(void);
+
 /* Names the calling thread (visible in ps -L, perf and gdb); at most 15 bytes are kept. */
 void swg_name_current_thread(const char *name);
 
