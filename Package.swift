@@ -23,7 +23,7 @@ let package = Package(
         /// queue, per-call state and batches behind opaque handles.
         .target(
             name: "CSwiftletGRPC",
-            linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr")]
+            linkerSettings: [.linkedLibrary("grpc"), .linkedLibrary("gpr"), .linkedLibrary("absl_synchronization")]
         ),
         /// swiftlet-monitor: the per-container supervisor (C, single-threaded, ~1 MB): clones the
         /// container into its namespaces and cgroups, writes its CRI log, records its exit.
@@ -160,7 +160,7 @@ let package = Package(
         // MARK: Tests
 
         .testTarget(name: "CRIProtobufCTests", dependencies: ["CRI", "CRIProtobufC"]),
-        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient"]),
+        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient", "GRPCHealthCheck"]),
         .testTarget(name: "GRPCHealthCheckTests", dependencies: ["GRPCHealthCheck", "GRPCServer"]),
         .testTarget(name: "SwiftletConfigTests", dependencies: ["SwiftletConfig"]),
         /// Helpers shared by the test targets (temporary directory trees).

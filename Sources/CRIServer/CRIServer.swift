@@ -35,8 +35,9 @@ public final class CRIServer: Sendable {
         let table = MethodTable(runtime: runtime, images: images)
         let log = logger
         do {
+            // Every CRI method is unary or server-streaming: all are registered.
             grpc = try GRPCServer(address: "unix:\(socketPath)", maxMessageBytes: Self.maxMessageBytes,
-                                  shutdownGrace: shutdownGrace) { call in
+                                  shutdownGrace: shutdownGrace, methods: table.paths) { call in
                 await Self.handle(call, table: table, logger: log)
             }
         } catch {
