@@ -236,7 +236,20 @@ static void mount_idmapped_in_root(int root, const char *source, const char *tar
 /* The rootfs: the standard mounts, the binds, then pivot_root into it. user_fd: the user
    namespace the container joins (idmapped binds), or -1. */
 static void prepare_rootfs(const struct spec *spec, int user_fd) {
-  /* Nothing done here may propagate back to the host. */
+  /* Bidirectional (rshared) binds must stay peers of the host's mount, so that what the
+     container mounts under them reaches the host (CSI plugins): their trees are cloned
+     (detached, still in the host mount's peer group) before the whole namespace is made a
+     slave of the host's. */
+  int *shared_trees = calloc(spec->nbinds ? spec->nbinds : 1, sizeof(int));
+  if (shared_trees == NULL) die("rootfs", ENOMEM, "out of memory");
+  for (size_t i = 0; i < spec->nbinds; i++) {
+    shared_trees[i] = -1;
+    const struct spec_bind *bind = &spec->binds[i];
+    if (bind->idmap || (bind->propagation & MS_SHARED) == 0) continue;
+    shared_trees[i] = (int)syscall(SYS_open_tree, AT_FDCWD, bind->source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+    if (shared_trees[i] < 0) die("mount", errno, "clone %s: %s", bind->source, strerror(errno));
+  }
+  /* Nothing else done here may propagate back to the host. */
   if (mount(NULL, "/", NULL, MS_SLAVE | MS_REC, NULL) != 0) die("rootfs", errno, "make / rslave: %s", strerror(errno));
   if (mount(spec->rootfs, spec->rootfs, NULL, MS_BIND | MS_REC, NULL) != 0) {
     die("rootfs", errno, "bind %s onto itself: %s", spec->rootfs, strerror(errno));
@@ -279,12 +292,21 @@ static void prepare_rootfs(const struct spec *spec, int user_fd) {
     int directory = is_directory_source(bind->source);
     if (bind->idmap) {
       mount_idmapped_in_root(root, bind->source, bind->target, directory, user_fd);
+    } else if (shared_trees[i] >= 0) {
+      int fd = open_mount_target(root, bind->target, directory);
+      if (fd < 0) die("mount", errno, "cannot create mount point %s: %s", bind->target, strerror(errno));
+      if (syscall(SYS_move_mount, shared_trees[i], "", fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
+        die("mount", errno, "mount %s on %s (rshared): %s", bind->source, bind->target, strerror(errno));
+      }
+      close(fd);
+      close(shared_trees[i]);
     } else {
       mount_in_root(root, bind->source, bind->target, NULL, MS_BIND | MS_REC, NULL, directory);
     }
     if (bind->readonly) make_readonly(root, bind->target, bind->recursive_readonly);
     remount_in_root(root, bind->target, bind->propagation, "propagation of");
   }
+  free(shared_trees);
 
   /* pivot_root(".", ".") then detach the old root, as runc does. */
   int old_root = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);

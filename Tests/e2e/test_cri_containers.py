@@ -452,6 +452,26 @@ def test_mount_propagation_host_to_container(runtime, cri, pod):
                     timeout=30, message="the host's new mount to propagate into the container")
 
 
+def test_mount_propagation_bidirectional(runtime, cri):
+    """critest "mount with 'rshared' should support propagation from host to container and vice
+    versa" (what CSI node plugins rely on): a privileged container's mount appears on the host."""
+    pod_id, config = runtime.run_pod(security=cri.v1.LinuxSandboxSecurityContext(privileged=True))
+    source = shared_source(runtime)
+    (source / "from-container").mkdir()
+    container = runtime.sleeper(pod_id, config, security=cri.v1.LinuxContainerSecurityContext(privileged=True), mounts=[
+        mount(cri, source, "/mnt/shared", propagation=cri.v1.PROPAGATION_BIDIRECTIONAL)])
+    runtimes.run("mount", "-t", "tmpfs", "-o", "size=1m", "swl-e2e-sub", str(source / "sub"))
+    (source / "sub/later").write_text("from the host\n")
+    wait_for(lambda: runtime.exec(container, ["cat", "/mnt/shared/sub/later"])[0].strip() == "from the host",
+             timeout=30, message="the host's mount to propagate into the container")
+    runtime.sh(container, "mount -t tmpfs -o size=1m swl-e2e-ctr /mnt/shared/from-container && echo from the container > /mnt/shared/from-container/made")
+    try:
+        wait_for(lambda: (source / "from-container/made").exists(), timeout=30, message="the container's mount to propagate to the host")
+        assert (source / "from-container/made").read_text() == "from the container\n"
+    finally:
+        subprocess.run(["umount", "-l", str(source / "from-container")], check=False)
+
+
 @pytest.mark.xfail_runtime("containerd", reason="containerd 1.6 predates CRI recursive_read_only (containerd 2.0)")
 def test_recursive_read_only_mount(runtime, cri, pod):
     pod_id, config = pod

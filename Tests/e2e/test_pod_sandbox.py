@@ -6,6 +6,8 @@ the containers (POD mode) and one IPC namespace and /dev/shm for all of them.
 Each test runs against the `runtime` fixture: `--runtime=swiftlet` (default) or
 `--runtime=containerd` (the differential peer)."""
 import os
+import secrets
+import time
 
 import grpc
 import pytest
@@ -245,3 +247,77 @@ def test_pod_cgroup_parent_holds_its_containers(runtime, cri):
     parent = runtime.cgroup_parent.strip("/")
     assert f"/{parent}/" in f"{memory}/", f"{memory} is not below the pod's cgroup parent {runtime.cgroup_parent}"
     assert str(runtime.host_pid(container)) in (memory / "cgroup.procs").read_text().split()
+
+
+def same_metadata_pod(runtime, uid, attempt=0, label=None):
+    return runtime.pod_config(name="same-metadata", namespace="e2e-same", uid=uid, attempt=attempt,
+                              labels={"critest-group": label or uid})
+
+
+def run_or_error(runtime, config, timeout=10):
+    """RunPodSandbox → (id, None) or (None, error); the pod is cleaned up with the runtime."""
+    try:
+        pod_id = runtime.rs.RunPodSandbox(runtime.cri.v1.RunPodSandboxRequest(config=config), timeout=timeout).pod_sandbox_id
+    except grpc.RpcError as error:
+        return None, error
+    runtime.pods.append(pod_id)
+    return pod_id, None
+
+
+def listed(runtime, label):
+    return runtime.list_pods(label_selector={"critest-group": label})
+
+
+def test_the_same_metadata_does_not_make_a_second_pod(runtime, cri):
+    """critest "runtime should not create a second PodSandbox with the same metadata"."""
+    uid = "uid-" + secrets.token_hex(6)
+    first, _ = runtime.run_pod(same_metadata_pod(runtime, uid))
+
+    def duplicate():
+        pod_id, _ = run_or_error(runtime, same_metadata_pod(runtime, uid))
+        assert pod_id in (None, first)
+        assert [pod.id for pod in listed(runtime, uid)] == [first]
+    duplicate()  # while the first is ready
+    runtime.stop_pod(first)
+    duplicate()  # while it is stopped
+    next_attempt, _ = runtime.run_pod(same_metadata_pod(runtime, uid, attempt=1))
+    assert next_attempt != first and len(listed(runtime, uid)) == 2
+    runtime.remove_pod(first)
+    reused, _ = runtime.run_pod(same_metadata_pod(runtime, uid))
+    assert reused != first and len(listed(runtime, uid)) == 2
+
+
+def test_the_same_name_with_a_new_uid_is_another_pod(runtime, cri):
+    """critest "runtime should allow a PodSandbox with the same name and namespace but a new UID"."""
+    label = "group-" + secrets.token_hex(4)
+    first, _ = runtime.run_pod(same_metadata_pod(runtime, "uid-" + secrets.token_hex(6), label=label))
+    second, _ = runtime.run_pod(same_metadata_pod(runtime, "uid-" + secrets.token_hex(6), label=label))
+    assert second != first and len(listed(runtime, label)) == 2
+
+
+def test_concurrent_requests_with_the_same_metadata_make_one_pod(runtime, cri):
+    """critest "runtime should create at most one PodSandbox for concurrent requests with the same metadata"."""
+    import concurrent.futures
+    uid = "uid-" + secrets.token_hex(6)
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        results = list(pool.map(lambda _: run_or_error(runtime, same_metadata_pod(runtime, uid)), range(5)))
+    succeeded = {pod_id for pod_id, _ in results if pod_id}
+    assert len(succeeded) == 1, results
+    assert [pod.id for pod in listed(runtime, uid)] == list(succeeded)
+
+
+def test_retrying_a_timed_out_request_makes_one_pod(runtime, cri):
+    """critest "runtime should create at most one PodSandbox when retrying a timed out request":
+    the kubelet's client gives up after 100 ms and retries with the same metadata."""
+    uid = "uid-" + secrets.token_hex(6)
+    run_or_error(runtime, same_metadata_pod(runtime, uid), timeout=0.1)
+    deadline = time.time() + 60
+    while len(listed(runtime, uid)) == 0 and time.time() < deadline:
+        run_or_error(runtime, same_metadata_pod(runtime, uid))
+        time.sleep(0.1)
+    pods = listed(runtime, uid)
+    assert len(pods) == 1, pods
+    runtime.pods.append(pods[0].id)
+    for _ in range(10):  # and no second one appears later
+        time.sleep(0.5)
+        assert len(listed(runtime, uid)) == 1

@@ -7,6 +7,7 @@ import json
 import os
 import pathlib
 
+import grpc
 import pytest
 
 from runtimes import ENTRYPOINT, wait_for
@@ -244,3 +245,56 @@ def test_supplemental_groups_policy(runtime, cri, pod, policy):
     line = " ".join(str(group) for group in expected)
     wait_for(lambda: line in runtime.container_log(container).read_text(), message="the container's id -G")
     assert runtime.sh(container, "id -G") == line
+
+
+def test_adding_all_capabilities(runtime, cri, pod):
+    """critest "runtime should support adding ALL capabilities"."""
+    pod_id, config = pod
+    container = runtime.sleeper(pod_id, config, security=security(cri, capabilities=cri.v1.Capability(add_capabilities=["ALL"])))
+    status = proc_status(runtime, container)
+    assert caps(status, "CapBnd") != 0 and caps(status) & (1 << CAP["SYS_ADMIN"])
+
+
+def test_dropping_net_raw_stops_ping(runtime, cri, pod):
+    """critest "runtime should support dropping capability": NET_RAW dropped, ping is refused."""
+    pod_id, config = pod
+    container = runtime.sleeper(pod_id, config, security=security(cri, capabilities=cri.v1.Capability(drop_capabilities=["NET_RAW"])))
+    out, err, code = runtime.exec(container, ["ping", "-c", "1", "127.0.0.1"])
+    assert code != 0 and "permission denied" in err.lower(), (out, err)
+
+
+def test_run_as_group_without_run_as_user_is_refused(runtime, cri, pod):
+    """critest "runtime should return error if RunAsGroup is set without RunAsUser"."""
+    pod_id, config = pod
+    with pytest.raises(grpc.RpcError) as refused:
+        runtime.create_container(pod_id, config, command=["true"], security=security(cri, run_as_group=cri.v1.Int64Value(value=1002)))
+    assert refused.value.code() != grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_no_seccomp_profile_is_unconfined(runtime, cri, pod):
+    """critest "should support nil profile, which is unconfined"."""
+    pod_id, config = pod
+    container = runtime.sleeper(pod_id, config)
+    assert proc_status(runtime, container)["Seccomp"] == "0"
+
+
+def test_unconfined_seccomp_and_sys_admin_can_set_the_hostname(runtime, cri, pod):
+    """critest "runtime should not block setting host name with unconfined seccomp and SYS_ADMIN"."""
+    pod_id, config = pod
+    container = runtime.sleeper(pod_id, config, security=security(
+        cri, seccomp=cri.v1.SecurityProfile(profile_type=cri.v1.SecurityProfile.Unconfined),
+        capabilities=cri.v1.Capability(add_capabilities=["SYS_ADMIN"])))
+    runtime.sh(container, "hostname ANewHostName")
+    assert runtime.sh(container, "hostname") == "ANewHostName"
+
+
+@pytest.mark.xfail_runtime("containerd", reason="containerd 1.6 predates image volumes (Mount.image) and ignores the field")
+def test_an_image_volume_is_refused_clearly(runtime, cri, pod):
+    """Image volumes (Mount.image, critest image_volume.go) are not supported: CreateContainer says so."""
+    from runtimes import BUSYBOX
+    pod_id, config = pod
+    mount = cri.v1.Mount(container_path="/image", image=cri.v1.ImageSpec(image=BUSYBOX), readonly=True)
+    with pytest.raises(grpc.RpcError) as refused:
+        runtime.create_container(pod_id, config, command=["true"], mounts=[mount])
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "image volume" in refused.value.details()

@@ -234,3 +234,22 @@ def test_port_forward_to_a_closed_port_reports_an_error(runtime, cri, web_pod):
     with pytest.raises(RuntimeError) as failed:
         stream(runtime, "port_forward_spdy", url, 9999, b"x")
     assert "9999" in str(failed.value)
+
+
+def test_port_forward_in_host_network(runtime, cri):
+    """critest "runtime should support portforward in host network": the pod's loopback is the
+    runtime's (the test's network namespace here)."""
+    v1 = cri.v1
+    namespaces = runtime.default_namespaces()
+    namespaces.network = v1.NODE
+    pod_id, config = runtime.run_pod(security=v1.LinuxSandboxSecurityContext(namespace_options=namespaces))
+    security = v1.LinuxContainerSecurityContext()
+    security.namespace_options.CopyFrom(namespaces)
+    container = runtime.run_container(pod_id, config, security=security, command=[
+        "sh", "-c", "mkdir -p /www && echo hello-from-host-network > /www/index.html && exec httpd -f -p 127.0.0.1:18181 -h /www"])
+    for _ in range(100):
+        if runtime.exec(container, ["sh", "-c", "netstat -ltn | grep -q :18181"])[2] == 0:
+            break
+    url = runtime.rs.PortForward(v1.PortForwardRequest(pod_sandbox_id=pod_id, port=[18181])).url
+    answer = stream(runtime, "port_forward_spdy", url, 18181, b"GET /index.html HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.") and b"hello-from-host-network" in answer

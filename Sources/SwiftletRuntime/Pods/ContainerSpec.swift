@@ -186,6 +186,10 @@ struct ContainerSpec {
             }
         }
         if let group = security.runAsGroup {
+            // As containerd (and critest expects): a group alone would pair with the image's user.
+            guard security.runAsUser != nil || !security.runAsUsername.isEmpty else {
+                throw CRIError.invalidArgument("run_as_group is specified without run_as_user or run_as_username")
+            }
             guard group.value >= 0, group.value <= Int64(UInt32.max) else { throw CRIError.invalidArgument("run_as_group \(group.value) is out of range") }
             gid = UInt32(group.value)
         }
@@ -279,6 +283,9 @@ struct ContainerSpec {
     func mounts() throws(CRIError) -> [LaunchConfig.Mount] {
         var mounts: [LaunchConfig.Mount] = []
         for mount in config.mounts {
+            if let image = mount.image, !image.image.isEmpty {
+                throw CRIError.invalidArgument("mount \(mount.containerPath): image volumes (an image mounted as a volume, \(image.image)) are not supported by swiftlet")
+            }
             guard mount.hostPath.hasPrefix("/"), mount.containerPath.hasPrefix("/") else {
                 throw CRIError.invalidArgument("mount \(mount.hostPath) -> \(mount.containerPath): both paths must be absolute")
             }
