@@ -483,3 +483,20 @@ def test_recursive_read_only_mount(runtime, cri, pod):
     for path in ("/mnt/rro/x", "/mnt/rro/sub/x"):
         out, err, code = runtime.exec(container, ["sh", "-c", f"echo x > {path}"])
         assert code != 0 and "Read-only file system" in err, (path, err)
+
+
+@pytest.mark.xfail_runtime("containerd", reason="containerd 1.6 predates CRI recursive_read_only (containerd 2.0)")
+@pytest.mark.parametrize("case", ["host-to-container", "bidirectional", "not read-only"])
+def test_recursive_read_only_mounts_that_cannot_be_are_refused(runtime, cri, pod, tmp_path, case):
+    """critest "should reject a recursive readonly mount with PROPAGATION_HOST_TO_CONTAINER",
+    "… with PROPAGATION_BIDIRECTIONAL" and "… with ReadOnly: false"."""
+    v1 = cri.v1
+    pod_id, config = pod
+    propagation = {"host-to-container": v1.PROPAGATION_HOST_TO_CONTAINER, "bidirectional": v1.PROPAGATION_BIDIRECTIONAL,
+                   "not read-only": v1.PROPAGATION_PRIVATE}[case]
+    bad = v1.Mount(host_path=str(tmp_path), container_path="/mnt/rro", readonly=case != "not read-only",
+                   recursive_read_only=True, propagation=propagation)
+    with pytest.raises(grpc.RpcError) as refused:
+        runtime.create_container(pod_id, config, command=["true"], mounts=[bad])
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "recursive read-only" in refused.value.details()

@@ -234,3 +234,50 @@ def test_https_registry_with_an_untrusted_certificate_needs_skip_verify(make_age
         assert pull(agent, cri, reference).image_ref
     finally:
         registry.stop()
+
+
+def test_three_pulled_images_list_as_three(make_agent, tmp_path, cri, registry):
+    """critest "listImage should get exactly 3 image in the result list"."""
+    for index, name in enumerate(["one", "two", "three"]):
+        manifest, media, blobs = images.oci_image_blobs(big_layer_bytes=index + 1)
+        registry.push(f"team/{name}", "v1", manifest, media, blobs)
+    agent = agent_for(make_agent, tmp_path, registry)
+    refs = {pull(agent, cri, f"{registry.host}/team/{name}:v1").image_ref for name in ["one", "two", "three"]}
+    stub = cri.v1_grpc.ImageServiceStub(agent.channel())
+    listed = stub.ListImages(cri.v1.ListImagesRequest()).images
+    assert len(listed) == 3 and {image.id for image in listed} == refs
+
+
+def test_simultaneous_removes_of_one_image_all_succeed(make_agent, tmp_path, cri, registry):
+    """critest "should not fail on simultaneous RemoveImage calls"."""
+    import concurrent.futures
+    manifest, media, blobs = images.oci_image_blobs()
+    registry.push("team/app", "v1", manifest, media, blobs)
+    agent = agent_for(make_agent, tmp_path, registry)
+    reference = f"{registry.host}/team/app:v1"
+    pull(agent, cri, reference)
+    stub = cri.v1_grpc.ImageServiceStub(agent.channel())
+    spec = cri.v1.ImageSpec(image=reference)
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        list(pool.map(lambda _: stub.RemoveImage(cri.v1.RemoveImageRequest(image=spec), timeout=60), range(5)))
+    assert not stub.ImageStatus(cri.v1.ImageStatusRequest(image=spec)).HasField("image")
+    assert not stub.ListImages(cri.v1.ListImagesRequest()).images
+
+
+def test_the_same_image_from_two_registries_has_one_id(make_agent, tmp_path, cri):
+    """critest "should return the same image identifier when pulled from different registries"."""
+    first, second = images.Registry(tmp_path / "first"), images.Registry(tmp_path / "second")
+    try:
+        manifest, media, blobs = images.oci_image_blobs()
+        for registry in (first, second):
+            registry.push("team/app", "v1", manifest, media, blobs)
+        agent = agent_for(make_agent, tmp_path, first, second)
+        ids = {pull(agent, cri, f"{registry.host}/team/app:v1").image_ref for registry in (first, second)}
+        assert len(ids) == 1
+        stub = cri.v1_grpc.ImageServiceStub(agent.channel())
+        listed = stub.ListImages(cri.v1.ListImagesRequest()).images
+        assert len(listed) == 1
+        assert {f"{first.host}/team/app:v1", f"{second.host}/team/app:v1"} <= set(listed[0].repo_tags)
+    finally:
+        first.stop()
+        second.stop()
