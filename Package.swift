@@ -160,7 +160,7 @@ let package = Package(
         // MARK: Tests
 
         .testTarget(name: "CRIProtobufCTests", dependencies: ["CRI", "CRIProtobufC"]),
-        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient", "GRPCHealthCheck"]),
+        .testTarget(name: "GRPCServerTests", dependencies: ["GRPCServer", "CSwiftletGRPCTestClient"]),
         .testTarget(name: "GRPCHealthCheckTests", dependencies: ["GRPCHealthCheck", "GRPCServer"]),
         .testTarget(name: "SwiftletConfigTests", dependencies: ["SwiftletConfig"]),
         /// Helpers shared by the test targets (temporary directory trees).

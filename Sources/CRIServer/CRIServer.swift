@@ -35,9 +35,8 @@ public final class CRIServer: Sendable {
         let table = MethodTable(runtime: runtime, images: images)
         let log = logger
         do {
-            // Every CRI method is unary or server-streaming: all are registered.
             grpc = try GRPCServer(address: "unix:\(socketPath)", maxMessageBytes: Self.maxMessageBytes,
-                                  shutdownGrace: shutdownGrace, methods: table.paths) { call in
+                                  shutdownGrace: shutdownGrace) { call in
                 await Self.handle(call, table: table, logger: log)
             }
         } catch {

@@ -2,20 +2,11 @@
  * swiftlet_grpc.c — the gRPC C core behind swiftlet_grpc.h.
  *
  * Every gRPC pointer Swiftlet uses is owned here. Per call the bridge keeps a small state
- * machine on the poller thread. A call to a registered method (swg_server_register_method)
- * arrives with its request message: the core reads it before matching the call, so the bridge
- * starts one batch fewer and sees one queue event fewer (the core does the read itself, so
- * this saves only ~1-2% of a small call's instructions). A call through the generic path
- * starts RECV_MESSAGE when accepted; Swift sees it when its request is in.
- *
- * The end of the call (RECV_CLOSE_ON_SERVER: cancelled or not) is asked for once per call, by
- * whichever comes first: the handler's finish, which then carries it in its batch (a handler
- * that answers without suspending runs before the poller comes back, so a small unary call
- * costs two batches and two queue events in all), or the poller, on its next swg_server_next
- * after delivering the call, so that a handler still running learns of a cancellation. Swift
- * sees the close only after the call. Responses go out as one batch (initial metadata,
- * message, status) for unary calls, or one batch per message plus a final status batch for
- * server streams.
+ * machine on the poller thread: the accepted call starts two batches at once, RECV_MESSAGE
+ * (the request) and RECV_CLOSE_ON_SERVER (the end of the call, cancelled or not); Swift sees
+ * the call only when its request is in, and its close only after that. Responses go out as
+ * one batch (initial metadata, message, status) for unary calls, or one batch per message
+ * plus a final status batch for server streams.
  */
 #define _GNU_SOURCE 1 /* pthread_setname_np */
 #include "swiftlet_grpc.h"
@@ -39,7 +30,6 @@ enum swg_tag_kind {
   TAG_RECV_CLOSE,
   TAG_SEND,
   TAG_FINISH,
-  TAG_FINISH_CLOSE, /* a finish batch that also received the close */
   TAG_SERVER_SHUTDOWN,
 };
 
@@ -48,31 +38,20 @@ struct swg_tag {
   swg_call *call;
 };
 
-/* A method registered with the core: its calls come through their own requests. */
-struct swg_method {
-  void *handle; /* grpc_server_register_method's */
-  char *path;
-  size_t length;
-};
-
 struct swg_call {
   swg_server *server;
   grpc_call *call;
-  /* The registered method, or NULL for a call through the generic path (whose method and
-     deadline are in details). */
-  const struct swg_method *method;
   grpc_call_details details;
-  gpr_timespec deadline; /* a registered call's */
   grpc_metadata_array request_metadata;
   atomic_int refs;
 
-  struct swg_tag request_tag, recv_tag, close_tag, send_tag, finish_tag, finish_close_tag;
+  struct swg_tag request_tag, recv_tag, close_tag, send_tag, finish_tag;
 
   grpc_byte_buffer *recv_buffer;
   grpc_slice request;
   int has_request;
-  /* Set by whoever puts RECV_CLOSE_ON_SERVER in a batch: the finish or the poller. */
-  atomic_int close_asked;
+  int recv_done;
+  int close_done;
   int cancelled;
 
   int accepted;
@@ -98,23 +77,13 @@ struct swg_server {
      batch can start on a shut queue (the core aborts on that). */
   pthread_rwlock_t queue_lock;
   int queue_shut;
-  /* The call last delivered (SWG_EVENT_CALL), whose close the next swg_server_next asks for
-     unless its finish did. Poller thread only. */
-  swg_call *unasked;
+  /* A call whose close completed before its request: its CLOSED is delivered right after
+     its CALL. Poller thread only. */
+  swg_call *pending_closed;
   /* A batch reference kept until Swift has handled the event that reported the batch, so
      the call stays valid while it does. Poller thread only. */
   swg_call *deferred_unref;
-  /* Registered methods; fixed once the server starts. */
-  struct swg_method *methods;
-  size_t method_count;
 };
-
-static void free_methods(swg_server *s) {
-  for (size_t i = 0; i < s->method_count; i++) {
-    free(s->methods[i].path);
-  }
-  free(s->methods);
-}
 
 static void maybe_shutdown_queue(swg_server *s) {
   if (!atomic_load(&s->shutdown_seen) || atomic_load(&s->live_calls) != 0) {
@@ -156,9 +125,7 @@ static void call_unref(swg_call *c) {
   if (c->call != NULL) {
     grpc_call_unref(c->call);
   }
-  if (c->method == NULL) {
-    grpc_call_details_destroy(&c->details);
-  }
+  grpc_call_details_destroy(&c->details);
   grpc_metadata_array_destroy(&c->request_metadata);
   if (c->recv_buffer != NULL) {
     grpc_byte_buffer_destroy(c->recv_buffer);
@@ -183,34 +150,24 @@ static void call_unref(swg_call *c) {
   }
 }
 
-/* Asks the core for the next call of method m (NULL: the next unregistered one). */
-static void request_call(swg_server *s, const struct swg_method *m) {
+static void request_call(swg_server *s) {
   swg_call *c = calloc(1, sizeof(*c));
   if (c == NULL) {
     gpr_log(GPR_ERROR, "swiftlet: out of memory for a new call");
     return;
   }
   c->server = s;
-  c->method = m;
   atomic_init(&c->refs, 1); /* the Swift owner's, handed over with SWG_EVENT_CALL */
   atomic_init(&c->sent_initial_metadata, 0);
+  grpc_call_details_init(&c->details);
   grpc_metadata_array_init(&c->request_metadata);
   c->request_tag = (struct swg_tag){TAG_REQUEST_CALL, c};
   c->recv_tag = (struct swg_tag){TAG_RECV_MESSAGE, c};
   c->close_tag = (struct swg_tag){TAG_RECV_CLOSE, c};
   c->send_tag = (struct swg_tag){TAG_SEND, c};
   c->finish_tag = (struct swg_tag){TAG_FINISH, c};
-  c->finish_close_tag = (struct swg_tag){TAG_FINISH_CLOSE, c};
-  atomic_init(&c->close_asked, 0);
-  grpc_call_error err;
-  if (m != NULL) {
-    err = grpc_server_request_registered_call(s->server, m->handle, &c->call, &c->deadline, &c->request_metadata,
-                                              &c->recv_buffer, s->cq, s->cq, &c->request_tag);
-  } else {
-    grpc_call_details_init(&c->details);
-    err = grpc_server_request_call(s->server, &c->call, &c->details, &c->request_metadata, s->cq, s->cq,
-                                   &c->request_tag);
-  }
+  grpc_call_error err = grpc_server_request_call(s->server, &c->call, &c->details, &c->request_metadata,
+                                                 s->cq, s->cq, &c->request_tag);
   if (err != GRPC_CALL_OK) {
     call_unref(c);
   }
@@ -224,7 +181,7 @@ swg_server *swg_server_create(const char *address, int max_message_bytes) {
     grpc_shutdown();
     return NULL;
   }
-  grpc_arg args[4];
+  grpc_arg args[3];
   args[0].type = GRPC_ARG_INTEGER;
   args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
   args[0].value.integer = max_message_bytes;
@@ -236,12 +193,7 @@ swg_server *swg_server_create(const char *address, int max_message_bytes) {
   args[2].type = GRPC_ARG_INTEGER;
   args[2].key = GRPC_ARG_HTTP2_BDP_PROBE;
   args[2].value.integer = 0;
-  /* Nothing reads channelz (the core's introspection service is not served): its per-call
-     and per-socket bookkeeping is pure cost. */
-  args[3].type = GRPC_ARG_INTEGER;
-  args[3].key = GRPC_ARG_ENABLE_CHANNELZ;
-  args[3].value.integer = 0;
-  grpc_channel_args channel_args = {4, args};
+  grpc_channel_args channel_args = {3, args};
 
   s->server = grpc_server_create(&channel_args, NULL);
   s->cq = grpc_completion_queue_create_for_next(NULL);
@@ -281,46 +233,17 @@ void swg_server_discard(swg_server *s) {
   grpc_server_destroy(s->server);
   grpc_completion_queue_destroy(s->cq);
   pthread_rwlock_destroy(&s->queue_lock);
-  free_methods(s);
   free(s);
   grpc_shutdown();
 }
 
-int swg_server_register_method(swg_server *s, const char *path) {
-  struct swg_method *grown = realloc(s->methods, (s->method_count + 1) * sizeof(*grown));
-  if (grown == NULL) {
-    return 0;
-  }
-  s->methods = grown;
-  char *copy = strdup(path);
-  if (copy == NULL) {
-    return 0;
-  }
-  /* READ_INITIAL_BYTE_BUFFER: the core reads the one request message before it reports the
-     call (as grpc++ does for its unary and server-streaming methods). */
-  void *handle =
-      grpc_server_register_method(s->server, copy, NULL, GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
-  if (handle == NULL) { /* a duplicate: the core logs it */
-    free(copy);
-    return 0;
-  }
-  s->methods[s->method_count] = (struct swg_method){handle, copy, strlen(copy)};
-  s->method_count++;
-  return 1;
-}
-
-int swg_server_start(swg_server *s, int preposted, int preposted_per_method) {
+int swg_server_start(swg_server *s, int preposted) {
   if (atomic_load(&s->shutting_down)) {
     return 0; /* shutdown stopped the listeners: starting now would crash the core */
   }
   grpc_server_start(s->server);
   for (int i = 0; i < preposted; i++) {
-    request_call(s, NULL);
-  }
-  for (size_t m = 0; m < s->method_count; m++) {
-    for (int i = 0; i < preposted_per_method; i++) {
-      request_call(s, &s->methods[m]);
-    }
+    request_call(s);
   }
   return 1;
 }
@@ -338,31 +261,28 @@ static int start_batch(swg_call *c, const grpc_op *ops, size_t n, struct swg_tag
   return 1;
 }
 
-/* The call was accepted: accept the next one of its method. */
+/* The call was accepted: ask for its request and for its end, and accept the next one. */
 static void on_call_accepted(swg_server *s, swg_call *c) {
   c->accepted = 1;
   atomic_fetch_add(&s->live_calls, 1);
   if (!atomic_load(&s->shutting_down)) {
-    request_call(s, c->method);
+    request_call(s);
   }
-}
-
-/* Asks for a generic call's request. */
-static int start_recv(swg_call *c) {
-  grpc_op recv_op;
-  memset(&recv_op, 0, sizeof(recv_op));
-  recv_op.op = GRPC_OP_RECV_MESSAGE;
-  recv_op.data.recv_message.recv_message = &c->recv_buffer;
-  return start_batch(c, &recv_op, 1, &c->recv_tag);
-}
-
-/* Asks for the call's end in a batch of its own (the caller set close_asked). */
-static int start_close(swg_call *c) {
   grpc_op close_op;
   memset(&close_op, 0, sizeof(close_op));
   close_op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
   close_op.data.recv_close_on_server.cancelled = &c->cancelled;
-  return start_batch(c, &close_op, 1, &c->close_tag);
+  if (!start_batch(c, &close_op, 1, &c->close_tag)) {
+    c->close_done = 1;
+    c->cancelled = 1;
+  }
+  grpc_op recv_op;
+  memset(&recv_op, 0, sizeof(recv_op));
+  recv_op.op = GRPC_OP_RECV_MESSAGE;
+  recv_op.data.recv_message.recv_message = &c->recv_buffer;
+  if (!start_batch(c, &recv_op, 1, &c->recv_tag)) {
+    c->recv_done = 1;
+  }
 }
 
 /* Copies the received byte buffer into one contiguous slice (decompressing if needed). */
@@ -380,13 +300,6 @@ static void take_request(swg_call *c) {
   c->recv_buffer = NULL;
 }
 
-static void deliver_call(swg_server *s, swg_call *c, int ok, swg_event *event) {
-  event->kind = SWG_EVENT_CALL;
-  event->call = c;
-  event->ok = ok;
-  s->unasked = c;
-}
-
 void swg_server_next(swg_server *s, swg_event *event) {
   memset(event, 0, sizeof(*event));
   if (s->deferred_unref != NULL) {
@@ -394,19 +307,14 @@ void swg_server_next(swg_server *s, swg_event *event) {
     s->deferred_unref = NULL;
     call_unref(c);
   }
-  if (s->unasked != NULL) {
-    /* Swift has run the call's handler as far as it goes without suspending. Unless it
-       finished the call (its batch asked for the close), ask for the close now. The owner's
-       reference keeps the call alive: its CLOSED cannot have been seen yet. */
-    swg_call *c = s->unasked;
-    s->unasked = NULL;
-    if (!atomic_exchange(&c->close_asked, 1) && !start_close(c)) {
-      c->cancelled = 1; /* the end cannot be watched: report it now */
-      event->kind = SWG_EVENT_CLOSED;
-      event->call = c;
-      event->cancelled = 1;
-      return;
-    }
+  if (s->pending_closed != NULL) {
+    swg_call *c = s->pending_closed;
+    s->pending_closed = NULL;
+    event->kind = SWG_EVENT_CLOSED;
+    event->call = c;
+    event->ok = 1;
+    event->cancelled = c->cancelled;
+    return;
   }
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(s->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -432,36 +340,39 @@ void swg_server_next(swg_server *s, swg_event *event) {
         continue;
       }
       on_call_accepted(s, c);
-      if (c->method != NULL) { /* the request came with the call */
-        take_request(c);
-        deliver_call(s, c, 1, event);
-        return;
-      }
-      if (!start_recv(c)) { /* report the call without a request */
-        deliver_call(s, c, 0, event);
+      if (c->recv_done) { /* nothing could start: report the call without a request */
+        event->kind = SWG_EVENT_CALL;
+        event->call = c;
+        event->ok = 0;
+        if (c->close_done) {
+          s->pending_closed = c;
+        }
         return;
       }
       continue;
     case TAG_RECV_MESSAGE:
+      c->recv_done = 1;
       if (ev.success) {
         take_request(c);
       }
-      deliver_call(s, c, ev.success, event);
+      event->kind = SWG_EVENT_CALL;
+      event->call = c;
+      event->ok = ev.success;
+      if (c->close_done) {
+        s->pending_closed = c;
+      }
       call_unref(c); /* the batch's reference; the owner's keeps it alive */
       return;
     case TAG_RECV_CLOSE:
+      c->close_done = 1;
+      if (!c->recv_done) { /* the owner has not seen the call yet: CLOSED waits for CALL */
+        call_unref(c);
+        continue;
+      }
       event->kind = SWG_EVENT_CLOSED;
       event->call = c;
       event->ok = ev.success;
       event->cancelled = c->cancelled;
-      call_unref(c);
-      return;
-    case TAG_FINISH_CLOSE:
-      /* A failed batch means the status did not reach the client either. */
-      event->kind = SWG_EVENT_CLOSED;
-      event->call = c;
-      event->ok = ev.success;
-      event->cancelled = c->cancelled || !ev.success;
       call_unref(c);
       return;
     case TAG_SEND:
@@ -494,16 +405,11 @@ void swg_server_destroy(swg_server *s) {
   grpc_server_destroy(s->server);
   grpc_completion_queue_destroy(s->cq);
   pthread_rwlock_destroy(&s->queue_lock);
-  free_methods(s);
   free(s);
   grpc_shutdown();
 }
 
 const char *swg_call_method(const swg_call *c, size_t *length) {
-  if (c->method != NULL) {
-    *length = c->method->length;
-    return c->method->path;
-  }
   *length = GRPC_SLICE_LENGTH(c->details.method);
   return (const char *)GRPC_SLICE_START_PTR(c->details.method);
 }
@@ -518,7 +424,7 @@ const uint8_t *swg_call_request(const swg_call *c, size_t *length) {
 }
 
 int64_t swg_call_deadline_remaining_ns(const swg_call *c) {
-  gpr_timespec deadline = c->method != NULL ? c->deadline : c->details.deadline;
+  gpr_timespec deadline = c->details.deadline;
   if (gpr_time_cmp(deadline, gpr_inf_future(deadline.clock_type)) == 0) {
     return INT64_MAX;
   }
@@ -563,7 +469,7 @@ int swg_call_send(swg_call *c, const uint8_t *bytes, size_t length) {
 
 int swg_call_finish(swg_call *c, const uint8_t *message, size_t length, swg_status_code code,
                     const char *details) {
-  grpc_op ops[4];
+  grpc_op ops[3];
   memset(ops, 0, sizeof(ops));
   size_t n = 0;
   int first = !atomic_exchange(&c->sent_initial_metadata, 1);
@@ -585,22 +491,9 @@ int swg_call_finish(swg_call *c, const uint8_t *message, size_t length, swg_stat
     ops[n].data.send_status_from_server.status_details = &c->status_details;
   }
   n++;
-  /* Nobody asked for the close yet (the handler answered before the poller came back): this
-     batch does, which saves a batch and a queue event. */
-  int with_close = !atomic_exchange(&c->close_asked, 1);
-  if (with_close) {
-    ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
-    ops[n].data.recv_close_on_server.cancelled = &c->cancelled;
-    n++;
-  }
-  if (!start_batch(c, ops, n, with_close ? &c->finish_close_tag : &c->finish_tag)) {
+  if (!start_batch(c, ops, n, &c->finish_tag)) {
     if (first) {
       atomic_store(&c->sent_initial_metadata, 0);
-    }
-    /* The core refused the whole batch (a message while a send is in flight): the close must
-       still be asked for, or the call would never report its end. */
-    if (with_close && !start_close(c)) {
-      gpr_log(GPR_ERROR, "swiftlet: cannot watch the end of a call whose finish was refused");
     }
     return 0;
   }

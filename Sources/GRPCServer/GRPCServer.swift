@@ -50,22 +50,13 @@ public final class GRPCServer: Sendable {
     ///     call with `RESOURCE_EXHAUSTED`.
     ///   - shutdownGrace: how long ``shutdown()`` lets calls in flight finish before it
     ///     cancels them.
-    ///   - methods: paths (`/package.Service/Method`) of the methods whose client sends exactly
-    ///     one message (unary and server-streaming ones), registered with the core so that
-    ///     their calls arrive with their request (cheaper per call). Every other path is still
-    ///     served, through the core's generic path; `handler` sees both the same way.
     /// - Throws: ``GRPCServerError`` when the address cannot be bound.
     public init(
         address: String, maxMessageBytes: Int = 16 << 20, shutdownGrace: Duration = .seconds(10),
-        methods: [String] = [], handler: @escaping Handler
+        handler: @escaping Handler
     ) throws(GRPCServerError) {
         guard let server = swg_server_create(address, Int32(clamping: maxMessageBytes)) else {
             throw GRPCServerError(.bind, context: address)
-        }
-        for path in Set(methods) {
-            // Refused only as a duplicate, which the Set rules out; the path stays served
-            // through the generic path anyway.
-            _ = swg_server_register_method(server, path)
         }
         self.address = address
         self.server = UnsafeServer(pointer: server)
@@ -84,7 +75,7 @@ public final class GRPCServer: Sendable {
         // A shutdown requested before this point is applied once the server has started:
         // the core cannot start a server whose shutdown began.
         let shutdownEarly = lifecycle.withLock { state in
-            state.started = swg_server_start(server.pointer, 32, 2) != 0
+            state.started = swg_server_start(server.pointer, 32) != 0
             return state.shutdownRequested
         }
         if shutdownEarly { swg_server_shutdown(server.pointer) }

@@ -94,16 +94,9 @@ void swg_name_current_thread(const char *name);
    Returns NULL if the address cannot be bound (the core logs why). */
 swg_server *swg_server_create(const char *address, int max_message_bytes);
 
-/* Registers a method path ("/package.Service/Method") whose client sends exactly one message
-   (unary or server streaming): its calls arrive with their request, one core batch and one
-   queue event cheaper than through the generic path, which serves every other path. Before
-   swg_server_start only. Returns 0 if the core refused it (a duplicate). */
-int swg_server_register_method(swg_server *server, const char *path);
-
-/* Starts serving with `preposted` outstanding requests for unregistered calls and
-   `preposted_per_method` for each registered method. Returns 0, starting nothing, if
+/* Starts serving with `preposted` outstanding call requests. Returns 0, starting nothing, if
    swg_server_shutdown was already called. */
-int swg_server_start(swg_server *server, int preposted, int preposted_per_method);
+int swg_server_start(swg_server *server, int preposted);
 
 /* Blocks for the next event the Swift side must see. Poller thread only. */
 void swg_server_next(swg_server *server, swg_event *event);
