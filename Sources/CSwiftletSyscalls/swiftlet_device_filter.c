@@ -29,8 +29,10 @@ enum { R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R5 = 5 };
 
 int swl_attach_device_filter(int cgroup_fd, const struct swl_device_rule *rules, size_t count, char *message, size_t message_length) {
   if (message_length > 0) message[0] = '\0';
-  /* 4 loads + 2 ALU, at most 7 per rule (3 for the access check), 2 for the final deny. */
-  size_t capacity = 6 + count * 7 + 2;
+  /* 4 loads + 2 ALU; per rule at most 8 (type 1, access 3, major 1, minor 1, allow 2); 2 for
+     the final deny. */
+  enum { PER_RULE = 8 };
+  size_t capacity = 6 + count * PER_RULE + 2;
   struct bpf_insn *program = calloc(capacity, sizeof(struct bpf_insn));
   if (program == NULL) {
     errno = ENOMEM;
@@ -49,9 +51,9 @@ int swl_attach_device_filter(int cgroup_fd, const struct swl_device_rule *rules,
     const struct swl_device_rule *rule = &rules[i];
     /* The rule's block: every check jumps past the block when it fails; the block ends by
        allowing. Built first, then the jumps are pointed at its end. */
-    struct bpf_insn block[7];
+    struct bpf_insn block[PER_RULE];
     size_t m = 0;
-    int jumps[7];
+    int jumps[PER_RULE];
     size_t njumps = 0;
     if (rule->type == 'b' || rule->type == 'c') {
       jumps[njumps++] = (int)m;
