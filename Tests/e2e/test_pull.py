@@ -189,7 +189,12 @@ def test_a_pull_killed_mid_layer_then_retried_works(tmp_path, registry):
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ingest = root / "images/content/ingest"
     deadline = time.time() + 30
-    while time.time() < deadline and not any(p.stat().st_size > 1 << 20 for p in ingest.glob("*") if p.exists()):
+    def size(path):  # an ingest file is renamed away once its blob is whole
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            return 0
+    while time.time() < deadline and not any(size(p) > 1 << 20 for p in ingest.glob("*")):
         time.sleep(0.01)
     first.send_signal(signal.SIGKILL)
     first.wait()
